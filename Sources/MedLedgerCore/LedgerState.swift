@@ -1,0 +1,444 @@
+/// A registered device, as the ledger's state knows it.
+public struct DeviceRecord: Hashable, Sendable {
+    /// The device id.
+    public var id: String
+    /// The device's registered key (and so its algorithm).
+    public var key: PublicKey
+    /// The pseudonymous patient it is assigned to, if any.
+    public var patient: String?
+    /// Whether it was revoked.
+    public var revoked: Bool
+    /// The height of the block that registered it.
+    public var registeredAt: UInt64
+    /// Which sequence numbers were committed.
+    public var replay: ReplayWindow
+
+    /// Makes a record.
+    public init(
+        id: String, key: PublicKey, patient: String?, revoked: Bool, registeredAt: UInt64,
+        replay: ReplayWindow = ReplayWindow()
+    ) {
+        self.id = id
+        self.key = key
+        self.patient = patient
+        self.revoked = revoked
+        self.registeredAt = registeredAt
+        self.replay = replay
+    }
+}
+
+/// One signature to check: the cost that dominates checking a block.
+public struct SignatureJob: Sendable {
+    /// The key to check with.
+    public var key: PublicKey
+    /// The signed bytes.
+    public var message: [UInt8]
+    /// The signature.
+    public var signature: [UInt8]
+
+    /// Makes a job.
+    public init(key: PublicKey, message: [UInt8], signature: [UInt8]) {
+        self.key = key
+        self.message = message
+        self.signature = signature
+    }
+
+    /// Whether the signature verifies.
+    public func run() -> Bool { key.isValidSignature(signature, for: message) }
+}
+
+/// Checks a batch of signatures. The pure core checks them one after another; the node's shell
+/// supplies a verifier that spreads them over every core.
+public protocol SignatureVerifier: Sendable {
+    /// Checks each job.
+    /// - Parameter jobs: the signatures.
+    /// - Returns: one result per job, in order.
+    func verify(_ jobs: [SignatureJob]) -> [Bool]
+}
+
+/// Checks signatures one after another on the calling thread.
+public struct SequentialSignatureVerifier: SignatureVerifier {
+    /// Makes a verifier.
+    public init() {}
+
+    /// Checks each job in order.
+    public func verify(_ jobs: [SignatureJob]) -> [Bool] { jobs.map { $0.run() } }
+}
+
+/// A block that breaks a rule: which rule, and where.
+public struct BlockRuleViolation: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The height of the block.
+    public var height: UInt64
+    /// The rule: `header.height`, `header.previous-hash`, `body.readings-root`, ...,
+    /// `reading.<reason>` (PROTOCOL.md's reasons) or `transaction.<reason>`.
+    public var rule: String
+    /// The index of the reading or transaction that breaks it, if one does.
+    public var index: Int?
+    /// What is wrong, for a person.
+    public var message: String
+
+    /// Makes a violation.
+    public init(height: UInt64, rule: String, index: Int? = nil, message: String) {
+        self.height = height
+        self.rule = rule
+        self.index = index
+        self.message = message
+    }
+
+    /// `height H: rule (item i): message`.
+    public var description: String {
+        "height \(height): \(rule)\(index.map { " (item \($0))" } ?? ""): \(message)"
+    }
+}
+
+/// A block that passed every rule, with what it changes.
+public struct CheckedBlock: Sendable {
+    /// The block.
+    public let block: Block
+    /// Its header hash.
+    public let headerHash: Hash256
+    /// Its readings, decoded, in order.
+    public let readings: [SignedReading]
+    /// The patient each reading's device is assigned to once the block applies (index-aligned).
+    public let patients: [String?]
+    /// Its transactions, decoded, in order.
+    public let transactions: [SignedTransaction]
+    /// The device records the block creates or changes.
+    public let devices: [String: DeviceRecord]
+    /// The submitters' anti-replay windows the block changes.
+    public let submitters: [String: ReplayWindow]
+}
+
+/// The ledger's state after some height: the registry, anti-replay windows and patient
+/// assignments. Applying a block is a pure function of the state and the block.
+public struct LedgerState: Hashable, Sendable {
+    /// The channel's genesis.
+    public let genesis: Genesis
+    /// The genesis hash.
+    public let genesisHash: Hash256
+    /// The council hash every header must name.
+    public let councilHash: Hash256
+    /// The channel's kinds.
+    public let kinds: KindTable
+    /// The height of the last block applied; 0 at genesis.
+    public private(set) var height: UInt64
+    /// The hash of the last header; the genesis hash at height 0.
+    public private(set) var headerHash: Hash256
+    /// The time of the last block; the genesis time at height 0.
+    public private(set) var time: UInt64
+    /// Every registered device, revoked ones too.
+    public private(set) var devices: [String: DeviceRecord]
+    /// Each submitter's transaction anti-replay window.
+    public private(set) var submitters: [String: ReplayWindow]
+
+    /// The state at height 0.
+    /// - Parameter genesis: the channel's genesis.
+    public init(genesis: Genesis) {
+        self.genesis = genesis
+        genesisHash = genesis.hash
+        councilHash = genesis.councilHash
+        kinds = genesis.kindTable
+        height = 0
+        headerHash = genesisHash
+        time = genesis.createdAt
+        devices = [:]
+        submitters = [:]
+    }
+
+    /// A state restored from storage (the store re-checks it against its blocks in `verify`).
+    public init(
+        genesis: Genesis, height: UInt64, headerHash: Hash256, time: UInt64, devices: [String: DeviceRecord],
+        submitters: [String: ReplayWindow]
+    ) {
+        self.init(genesis: genesis)
+        self.height = height
+        self.headerHash = headerHash
+        self.time = time
+        self.devices = devices
+        self.submitters = submitters
+    }
+
+    /// Applies a checked block. It must have been checked against this very state.
+    /// - Parameter checked: the result of `check`.
+    public mutating func apply(_ checked: CheckedBlock) {
+        precondition(checked.block.header.height == height + 1, "apply takes a block checked against this state")
+        height = checked.block.header.height
+        headerHash = checked.headerHash
+        time = checked.block.header.time
+        for (id, record) in checked.devices { devices[id] = record }
+        for (id, window) in checked.submitters { submitters[id] = window }
+    }
+
+    /// The state after a block, or the rule the block breaks.
+    /// - Parameters:
+    ///   - block: the next block.
+    ///   - verifier: how signatures are checked.
+    /// - Throws: `BlockRuleViolation`.
+    public func applying(_ block: Block, verifier: some SignatureVerifier = SequentialSignatureVerifier())
+        throws(BlockRuleViolation) -> LedgerState
+    {
+        var next = self
+        next.apply(try check(block, verifier: verifier))
+        return next
+    }
+
+    /// Checks a reading against the ledger's rules 2 to 7 (PROTOCOL.md), as a manager does before
+    /// accepting it and a validator does inside a block. Rule 1 (size, structure) is decoding.
+    /// - Parameters:
+    ///   - signed: the decoded reading.
+    ///   - record: the device's record in the state that applies (nil when unregistered).
+    ///   - topicDevice: the device of the topic it came on (nil inside a block).
+    ///   - now: the checker's clock, ms (the block's time inside a block).
+    ///   - signatureValid: whether the signature verifies with the record's key; asked only when
+    ///     rules 2 pass, so the caller can verify lazily or in a batch.
+    /// - Returns: nil when the reading is acceptable, else why not.
+    public func check(
+        _ signed: SignedReading, record: DeviceRecord?, topicDevice: String?, now: UInt64,
+        signatureValid: (DeviceRecord) -> Bool
+    ) -> ReadingRejection? {
+        guard let record else {
+            return ReadingRejection(.unknownDevice, "device '\(signed.keyID)' is not registered on this channel")
+        }
+        if record.revoked { return ReadingRejection(.revokedDevice, "device '\(record.id)' was revoked") }
+        guard signed.message.algorithm == record.key.algorithm, signatureValid(record) else {
+            return ReadingRejection(
+                .badSignature, "the signature does not verify with the registered key of '\(record.id)'")
+        }
+        let reading = signed.reading
+        guard reading.channel == genesis.channel else {
+            return ReadingRejection(.wrongChannel, "the reading is for channel '\(reading.channel)'")
+        }
+        guard reading.device == signed.keyID, topicDevice == nil || topicDevice == reading.device else {
+            return ReadingRejection(.wrongDevice, "the payload's device '\(reading.device)' is not the sender")
+        }
+        guard record.replay.isFresh(reading.seq) else {
+            return ReadingRejection(
+                .replayed, "seq \(reading.seq) was committed or is below the window (highest \(record.replay.highest))")
+        }
+        guard reading.time <= now &+ genesis.skewMs else {
+            return ReadingRejection(.clockSkew, "time \(reading.time) is over \(genesis.skewMs) ms ahead of \(now)")
+        }
+        for (index, item) in reading.records.enumerated() {
+            guard let kind = kinds[item.code] else {
+                return ReadingRejection(
+                    .unknownCode, "record \(index): code '\(item.code)' is not known on the channel")
+            }
+            guard item.unit == kind.unit else {
+                return ReadingRejection(
+                    .unitMismatch, "record \(index): \(item.code) is in '\(kind.unit)', not '\(item.unit)'")
+            }
+            guard kind.isPlausible(item.value.doubleValue) else {
+                return ReadingRejection(
+                    .implausibleValue,
+                    "record \(index): \(item.value.doubleValue) is outside \(kind.minimum)...\(kind.maximum) \(kind.unit)"
+                )
+            }
+        }
+        return nil
+    }
+
+    /// Checks a block against every rule: header links, roots, limits, each transaction and each
+    /// reading (with every signature). Nothing is changed.
+    /// - Parameters:
+    ///   - block: the next block.
+    ///   - verifier: how the readings' signatures are checked.
+    /// - Returns: what the block changes, for `apply`.
+    /// - Throws: `BlockRuleViolation` naming the first rule it breaks.
+    public func check(_ block: Block, verifier: some SignatureVerifier) throws(BlockRuleViolation) -> CheckedBlock {
+        let header = block.header
+        let body = block.body
+        func violation(_ rule: String, _ index: Int? = nil, _ message: String) -> BlockRuleViolation {
+            BlockRuleViolation(height: header.height, rule: rule, index: index, message: message)
+        }
+        guard header.channel == genesis.channel else {
+            throw violation("header.channel", nil, "the block is for channel '\(header.channel)'")
+        }
+        guard header.height == height + 1 else {
+            throw violation("header.height", nil, "the block is at height \(header.height); the next is \(height + 1)")
+        }
+        guard header.previousHash == headerHash else {
+            throw violation("header.previous-hash", nil, "it names \(header.previousHash.hex), not \(headerHash.hex)")
+        }
+        guard header.time >= time else {
+            throw violation("header.time", nil, "time \(header.time) is before the previous block's \(time)")
+        }
+        guard genesis.managers.contains(where: { $0.id == header.proposer }) else {
+            throw violation("header.proposer", nil, "'\(header.proposer)' is not a manager of the channel")
+        }
+        guard header.councilHash == councilHash else {
+            throw violation("header.council-hash", nil, "the header names another council")
+        }
+        guard header.readingCount == body.readings.count, header.transactionCount == body.transactions.count else {
+            throw violation("header.counts", nil, "the header's counts don't match the body")
+        }
+        guard body.readings.count <= genesis.block.maxReadings else {
+            throw violation(
+                "body.max-readings", nil, "\(body.readings.count) readings, over \(genesis.block.maxReadings)")
+        }
+        guard body.payloadByteCount <= genesis.block.maxBytes else {
+            throw violation("body.max-bytes", nil, "\(body.payloadByteCount) bytes, over \(genesis.block.maxBytes)")
+        }
+        guard body.readingsRoot == header.readingsRoot else {
+            throw violation("body.readings-root", nil, "the readings' Merkle root is not the header's")
+        }
+        guard body.transactionsRoot == header.transactionsRoot else {
+            throw violation("body.transactions-root", nil, "the transactions' Merkle root is not the header's")
+        }
+
+        var changed: [String: DeviceRecord] = [:]
+        var submitterWindows: [String: ReplayWindow] = [:]
+        var transactions: [SignedTransaction] = []
+        for (index, bytes) in body.transactions.enumerated() {
+            let signed: SignedTransaction
+            do {
+                signed = try SignedTransaction(decoding: bytes)
+            } catch {
+                throw violation("transaction.malformed", index, error.message)
+            }
+            if let rejection = checkTransaction(signed, changed: changed, windows: submitterWindows) {
+                throw violation("transaction.\(rejection.reason.rawValue)", index, rejection.message)
+            }
+            let tx = signed.transaction
+            var window = submitterWindows[tx.submitter] ?? submitters[tx.submitter] ?? ReplayWindow()
+            window.insert(tx.seq)
+            submitterWindows[tx.submitter] = window
+            switch tx.body {
+            case .registerDevice(let device, let key, let patient):
+                changed[device] = DeviceRecord(
+                    id: device, key: key, patient: patient, revoked: false, registeredAt: header.height)
+            case .assignDevice(let device, let patient):
+                changed[device] = (changed[device] ?? devices[device]).map { record in
+                    var record = record
+                    record.patient = patient
+                    return record
+                }
+            case .revokeDevice(let device):
+                changed[device] = (changed[device] ?? devices[device]).map { record in
+                    var record = record
+                    record.revoked = true
+                    return record
+                }
+            }
+            transactions.append(signed)
+        }
+
+        var readings: [SignedReading] = []
+        readings.reserveCapacity(body.readings.count)
+        var jobs: [SignatureJob] = []
+        jobs.reserveCapacity(body.readings.count)
+        for (index, bytes) in body.readings.enumerated() {
+            let signed: SignedReading
+            do {
+                signed = try SignedReading(decoding: bytes)
+            } catch {
+                throw violation("reading.\(error.reason.rawValue)", index, error.message)
+            }
+            readings.append(signed)
+            if let record = changed[signed.keyID] ?? devices[signed.keyID] {
+                jobs.append(
+                    SignatureJob(key: record.key, message: signed.toBeSigned, signature: signed.message.signature))
+            }
+        }
+        let results = verifier.verify(jobs)
+        var jobIndex = 0
+        var patients: [String?] = []
+        patients.reserveCapacity(readings.count)
+        for (index, signed) in readings.enumerated() {
+            let record = changed[signed.keyID] ?? devices[signed.keyID]
+            let rejection = check(signed, record: record, topicDevice: nil, now: header.time) { _ in results[jobIndex] }
+            if record != nil { jobIndex += 1 }
+            if let rejection {
+                throw violation("reading.\(rejection.reason.rawValue)", index, rejection.message)
+            }
+            var updated = record!
+            updated.replay.insert(signed.reading.seq)
+            changed[signed.keyID] = updated
+            patients.append(updated.patient)
+        }
+        return CheckedBlock(
+            block: block, headerHash: header.hash, readings: readings, patients: patients,
+            transactions: transactions, devices: changed, submitters: submitterWindows)
+    }
+
+    /// Checks a transaction against the registry rules, given the changes of earlier transactions
+    /// of the same block.
+    /// - Returns: nil when it may be committed, else why not.
+    func checkTransaction(
+        _ signed: SignedTransaction, changed: [String: DeviceRecord], windows: [String: ReplayWindow]
+    ) -> TransactionRejection? {
+        let tx = signed.transaction
+        guard tx.channel == genesis.channel else {
+            return TransactionRejection(.wrongChannel, "the transaction is for channel '\(tx.channel)'")
+        }
+        guard let registrar = genesis.registrar(tx.submitter) else {
+            return TransactionRejection(.unknownSubmitter, "'\(tx.submitter)' is not a registrar of the channel")
+        }
+        do {
+            try signed.message.verify(with: registrar.publicKey)
+        } catch {
+            return TransactionRejection(.badSignature, "\(error)")
+        }
+        let window = windows[tx.submitter] ?? submitters[tx.submitter] ?? ReplayWindow()
+        guard window.isFresh(tx.seq) else {
+            return TransactionRejection(.replayed, "seq \(tx.seq) of '\(tx.submitter)' was committed or is too old")
+        }
+        let existing = changed[tx.body.device] ?? devices[tx.body.device]
+        switch tx.body {
+        case .registerDevice(let device, _, _):
+            guard existing == nil else {
+                return TransactionRejection(.deviceExists, "device '\(device)' is registered already")
+            }
+        case .assignDevice(let device, _), .revokeDevice(let device):
+            guard let existing else {
+                return TransactionRejection(.unknownDevice, "device '\(device)' is not registered")
+            }
+            guard !existing.revoked else {
+                return TransactionRejection(.revokedDevice, "device '\(device)' was revoked")
+            }
+        }
+        return nil
+    }
+
+    /// Whether a transaction could be committed on this state now (a manager's check).
+    /// - Parameter signed: the decoded transaction.
+    /// - Returns: nil when it may be committed, else why not.
+    public func check(_ signed: SignedTransaction) -> TransactionRejection? {
+        checkTransaction(signed, changed: [:], windows: [:])
+    }
+}
+
+/// Why a transaction is refused.
+public struct TransactionRejection: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The reason.
+    public enum Reason: String, Hashable, Sendable, CaseIterable {
+        /// Not a valid signed transaction.
+        case malformed
+        /// For another channel.
+        case wrongChannel = "wrong-channel"
+        /// The submitter is not a registrar named in genesis.
+        case unknownSubmitter = "unknown-submitter"
+        /// The signature does not verify with the submitter's key.
+        case badSignature = "bad-signature"
+        /// The submitter's seq was committed or is below its window.
+        case replayed
+        /// The device to register exists already.
+        case deviceExists = "device-exists"
+        /// The device is not registered.
+        case unknownDevice = "unknown-device"
+        /// The device was revoked.
+        case revokedDevice = "revoked-device"
+    }
+    /// The reason.
+    public var reason: Reason
+    /// What is wrong, for a person.
+    public var message: String
+
+    /// Makes a rejection.
+    public init(_ reason: Reason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    /// `reason: message`.
+    public var description: String { "\(reason.rawValue): \(message)" }
+}

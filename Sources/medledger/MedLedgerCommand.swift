@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// The `medledger` command-line tool.
+@main
+struct MedLedgerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "medledger",
+        abstract: "A permissioned ledger for medical sensor data over MQTT.",
+        subcommands: [
+            KeygenCommand.self, ChannelCommand.self, ReadingCommand.self, VerifyCommand.self,
+        ]
+    )
+}

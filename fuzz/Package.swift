@@ -1,0 +1,36 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// libFuzzer targets for MedLedger's decoders of untrusted bytes. Build and run them with
+/// `scripts/fuzz.sh`, which passes `-sanitize=fuzzer,address -parse-as-library`: the
+/// targets have no `main`, libFuzzer supplies it.
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+/// The fuzz targets: name, and the decoder each feeds.
+let fuzzers = ["fuzz-reading", "fuzz-header", "fuzz-body", "fuzz-certificate", "fuzz-transaction"]
+
+let package = Package(
+    name: "MedLedgerFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "MedLedger", path: "..")
+    ],
+    targets: [
+        .target(
+            name: "FuzzSupport",
+            dependencies: [.product(name: "MedLedgerCore", package: "MedLedger")],
+            swiftSettings: settings
+        )
+    ]
+        + fuzzers.map { name in
+            .executableTarget(
+                name: name,
+                dependencies: ["FuzzSupport", .product(name: "MedLedgerCore", package: "MedLedger")],
+                swiftSettings: settings
+            )
+        }
+)
