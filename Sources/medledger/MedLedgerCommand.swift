@@ -7,7 +7,7 @@ struct MedLedgerCommand: AsyncParsableCommand {
         commandName: "medledger",
         abstract: "A permissioned ledger for medical sensor data over MQTT.",
         subcommands: [
-            KeygenCommand.self, ChannelCommand.self, ReadingCommand.self, VerifyCommand.self,
+            KeygenCommand.self, ChannelCommand.self, ReadingCommand.self, VerifyCommand.self, SampleChainCommand.self,
         ]
     )
 }
