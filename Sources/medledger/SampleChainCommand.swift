@@ -58,7 +58,9 @@ struct SampleChainCommand: ParsableCommand {
         }
         var registrarSeq = store.state.submitters[genesis.registrars[0].id]?.highest ?? 0
         let missing = fleet.filter { store.state.devices[$0.id] == nil }
-        for chunk in stride(from: 0, to: missing.count, by: 500).map({ Array(missing[$0..<min($0 + 500, missing.count)]) }) {
+        for chunk in stride(from: 0, to: missing.count, by: 500).map({
+            Array(missing[$0..<min($0 + 500, missing.count)])
+        }) {
             let transactions = try chunk.map { device in
                 registrarSeq += 1
                 return try SignedTransaction(
@@ -101,11 +103,23 @@ struct SampleChainCommand: ParsableCommand {
             let systolic = Int64.random(in: 100...160, using: &random)
             return [
                 ReadingRecord(code: "8480-6", unit: "mm[Hg]", value: .integer(systolic)),
-                ReadingRecord(code: "8462-4", unit: "mm[Hg]", value: .integer(systolic - Int64.random(in: 30...60, using: &random))),
+                ReadingRecord(
+                    code: "8462-4", unit: "mm[Hg]",
+                    value: .integer(systolic - Int64.random(in: 30...60, using: &random))),
             ]
-        case 1: return [ReadingRecord(code: "41653-7", unit: "mg/dL", value: .integer(Int64.random(in: 70...220, using: &random)))]
-        case 2: return [ReadingRecord(code: "8867-4", unit: "/min", value: .integer(Int64.random(in: 50...120, using: &random)))]
-        case 3: return [ReadingRecord(code: "59408-5", unit: "%", value: .integer(Int64.random(in: 90...100, using: &random)))]
+        case 1:
+            return [
+                ReadingRecord(
+                    code: "41653-7", unit: "mg/dL", value: .integer(Int64.random(in: 70...220, using: &random)))
+            ]
+        case 2:
+            return [
+                ReadingRecord(code: "8867-4", unit: "/min", value: .integer(Int64.random(in: 50...120, using: &random)))
+            ]
+        case 3:
+            return [
+                ReadingRecord(code: "59408-5", unit: "%", value: .integer(Int64.random(in: 90...100, using: &random)))
+            ]
         default:
             let tenths = Double(Int.random(in: 355...392, using: &random)) / 10
             return [ReadingRecord(code: "8310-5", unit: "Cel", value: .float(tenths))]

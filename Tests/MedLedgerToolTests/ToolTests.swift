@@ -47,13 +47,15 @@ struct ToolTests {
         #expect(genesis.managers.map(\.id) == ["manager-1", "manager-2"])
         #expect(made.stdout.contains(genesis.hash.hex))
         for member in genesis.council + genesis.managers + genesis.registrars {
-            let key = try PrivateKey(pem: String(contentsOfFile: directory.file("ch/keys/\(member.id).key"), encoding: .utf8))
+            let key = try PrivateKey(
+                pem: String(contentsOfFile: directory.file("ch/keys/\(member.id).key"), encoding: .utf8))
             #expect(key.publicKey == member.publicKey)
         }
         let again = try ToolRunner.medledger(
             "channel", "init", "--dir", "ch", "--channel", "ward-7", in: directory.path)
         #expect(again.status != 0)
-        let bad = try ToolRunner.medledger("channel", "init", "--dir", "x", "--channel", "w", "--validators", "3", in: directory.path)
+        let bad = try ToolRunner.medledger(
+            "channel", "init", "--dir", "x", "--channel", "w", "--validators", "3", in: directory.path)
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("3f+1"))
     }
@@ -65,7 +67,8 @@ struct ToolTests {
         _ = try ToolRunner.medledger("keygen", "--alg", alg, "--out", "d.key", in: directory.path)
         let pub = try ToolRunner.medledger("keygen", "--alg", alg, "--out", "other.key", in: directory.path)
         try pub.stdout.write(toFile: directory.file("other.pub"), atomically: true, encoding: .utf8)
-        let own = try ToolRunner.run("/usr/bin/openssl", ["pkey", "-in", "d.key", "-pubout", "-out", "d.pub"], in: directory.path)
+        let own = try ToolRunner.run(
+            "/usr/bin/openssl", ["pkey", "-in", "d.key", "-pubout", "-out", "d.pub"], in: directory.path)
         #expect(own.status == 0)
         let json = """
             {"channel": "ward-7", "device": "cuff-1", "seq": 3, "time": 1700000000000,
@@ -74,9 +77,11 @@ struct ToolTests {
                          {"code": "8310-5", "unit": "Cel", "value": 36.5}]}
             """
         try json.write(toFile: directory.file("r.json"), atomically: true, encoding: .utf8)
-        let signed = try ToolRunner.medledger("reading", "sign", "--json", "r.json", "--key", "d.key", "--out", "r.cose", in: directory.path)
+        let signed = try ToolRunner.medledger(
+            "reading", "sign", "--json", "r.json", "--key", "d.key", "--out", "r.cose", in: directory.path)
         #expect(signed.status == 0, "\(signed.stderr)")
-        let reading = try SignedReading(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: directory.file("r.cose")))))
+        let reading = try SignedReading(
+            decoding: Array(try Data(contentsOf: URL(fileURLWithPath: directory.file("r.cose")))))
         #expect(reading.reading.records[2].value == .float(36.5))
         #expect(reading.reading.records[0].value == .integer(121))
 
@@ -86,14 +91,16 @@ struct ToolTests {
         #expect(object?["signature"] as? String == "valid")
         #expect(object?["seq"] as? Int == 3)
 
-        let wrongKey = try ToolRunner.medledger("reading", "inspect", "r.cose", "--public-key", "other.pub", in: directory.path)
+        let wrongKey = try ToolRunner.medledger(
+            "reading", "inspect", "r.cose", "--public-key", "other.pub", in: directory.path)
         #expect(wrongKey.status == 1)
         #expect(wrongKey.stdout.contains("rejected: bad-signature"))
 
         var bytes = reading.bytes
         bytes[bytes.count - 70] ^= 0x01  // inside the payload
         try Data(bytes).write(to: URL(fileURLWithPath: directory.file("tampered.cose")))
-        let tampered = try ToolRunner.medledger("reading", "inspect", "tampered.cose", "--public-key", "d.pub", in: directory.path)
+        let tampered = try ToolRunner.medledger(
+            "reading", "inspect", "tampered.cose", "--public-key", "d.pub", in: directory.path)
         #expect(tampered.status == 1)
         #expect(tampered.stdout.contains("rejected:"))
 
@@ -114,7 +121,10 @@ struct ToolTests {
             ? ["genpkey", "-algorithm", "ed25519", "-out", "k.pem"]
             : ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "k.pem"]
         #expect(try ToolRunner.run("/usr/bin/openssl", genkey, in: directory.path).status == 0)
-        #expect(try ToolRunner.run("/usr/bin/openssl", ["pkey", "-in", "k.pem", "-pubout", "-out", "k.pub"], in: directory.path).status == 0)
+        #expect(
+            try ToolRunner.run(
+                "/usr/bin/openssl", ["pkey", "-in", "k.pem", "-pubout", "-out", "k.pub"], in: directory.path
+            ).status == 0)
         // Payload {1: "ward-7", 2: "gm-9", 3: 12, 4: 1700000000000, 5: [{0: "2339-0", 1: "mg/dL", 2: 104}]}
         var payload: [UInt8] = [0xA5, 0x01, 0x66] + Array("ward-7".utf8) + [0x02, 0x64] + Array("gm-9".utf8)
         payload += [0x03, 0x0C, 0x04, 0x1B, 0x00, 0x00, 0x01, 0x8B, 0xCF, 0xE5, 0x68, 0x00]
@@ -136,7 +146,8 @@ struct ToolTests {
         var message: [UInt8] = [0xD2, 0x84, 0x40 + UInt8(protected.count)] + protected + [0xA0]
         message += [0x58, UInt8(payload.count)] + payload + [0x58, 0x40] + signature
         try Data(message).write(to: URL(fileURLWithPath: directory.file("r.cose")))
-        let inspected = try ToolRunner.medledger("reading", "inspect", "r.cose", "--public-key", "k.pub", in: directory.path)
+        let inspected = try ToolRunner.medledger(
+            "reading", "inspect", "r.cose", "--public-key", "k.pub", in: directory.path)
         #expect(inspected.status == 0, "\(inspected.stdout) \(inspected.stderr)")
         #expect(inspected.stdout.contains("\"signature\" : \"valid\""))
     }
@@ -208,7 +219,10 @@ struct VerifyToolTests {
         for round in 0..<3 {
             let writer = try ToolRunner.start(
                 ToolRunner.medledgerPath,
-                ["sample-chain", "--dir", "ch", "--db", "s.db", "--blocks", "400", "--readings", "200", "--devices", "50"],
+                [
+                    "sample-chain", "--dir", "ch", "--db", "s.db", "--blocks", "400", "--readings", "200", "--devices",
+                    "50",
+                ],
                 in: directory.path)
             // Wait (bounded) until the writer has added a few blocks, then kill it at a random moment.
             let target = lastHeight + 3
