@@ -129,7 +129,7 @@ enum ReadingJSON {
             "size": signed.bytes.count,
             "tagged": signed.message.isTagged,
             "protected": [
-                "alg": signed.message.algorithmIdentifier?.diagnosticNotation ?? "none",
+                "alg": signed.message.algorithmIdentifier?.int64Value.map { $0 as Any } ?? "none",
                 "kid": signed.keyID,
             ],
             "channel": reading.channel,

@@ -196,3 +196,34 @@ struct ReplayWindowTests {
         #expect(!window.isFresh(0))
     }
 }
+
+@Suite("Receipts")
+struct ReceiptTests {
+    @Test(arguments: [
+        Receipt(seq: 7, status: .accepted),
+        Receipt(seq: 8, status: .committed(height: 12, blockHash: Hash256.sha256([1]))),
+        Receipt(seq: 9, status: .rejected(.clockSkew)),
+    ])
+    func roundTrip(_ receipt: Receipt) throws {
+        #expect(try Receipt(decoding: receipt.encoded()) == receipt)
+    }
+
+    @Test func theWireFormIsTheProtocols() {
+        // {1: 9, 2: "rejected", 5: "replayed"}
+        let expected: [UInt8] =
+            [0xA3, 0x01, 0x09, 0x02, 0x68] + Array("rejected".utf8) + [0x05, 0x68] + Array("replayed".utf8)
+        #expect(Receipt(seq: 9, status: .rejected(.replayed)).encoded() == expected)
+    }
+
+    @Test func badReceiptsAreNamed() {
+        #expect(throws: LedgerFormatError.self) { try Receipt(decoding: CBOR.map([CBORMapEntry(1, 1)]).encoded()) }
+        #expect(throws: LedgerFormatError.self) {
+            try Receipt(decoding: CBOR.map([CBORMapEntry(1, 1), CBORMapEntry(2, "committed")]).encoded())
+        }
+        #expect(throws: LedgerFormatError.self) {
+            try Receipt(
+                decoding: CBOR.map([CBORMapEntry(1, 1), CBORMapEntry(2, "rejected"), CBORMapEntry(5, "nope")]).encoded()
+            )
+        }
+    }
+}
