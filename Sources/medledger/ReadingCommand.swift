@@ -124,14 +124,20 @@ enum ReadingJSON {
     }
 
     static func object(_ signed: SignedReading, signature: String) -> [String: Any] {
-        let reading = signed.reading
-        return [
-            "size": signed.bytes.count,
-            "tagged": signed.message.isTagged,
-            "protected": [
-                "alg": signed.message.algorithmIdentifier?.int64Value.map { $0 as Any } ?? "none",
-                "kid": signed.keyID,
-            ],
+        var object = object(signed.reading)
+        object["size"] = signed.bytes.count
+        object["tagged"] = signed.message.isTagged
+        object["protected"] = [
+            "alg": signed.message.algorithmIdentifier?.int64Value.map { $0 as Any } ?? "none",
+            "kid": signed.keyID,
+        ]
+        object["signature"] = signature
+        object["signatureHex"] = Hex.encode(signed.message.signature)
+        return object
+    }
+
+    static func object(_ reading: Reading) -> [String: Any] {
+        [
             "channel": reading.channel,
             "device": reading.device,
             "seq": reading.seq,
@@ -144,8 +150,13 @@ enum ReadingJSON {
                     }
                 return ["code": record.code, "unit": record.unit, "value": value]
             },
-            "signature": signature,
-            "signatureHex": Hex.encode(signed.message.signature),
         ]
+    }
+
+    static func text(_ value: ReadingValue) -> String {
+        switch value {
+        case .integer(let int): "\(int)"
+        case .float(let double): "\(double)"
+        }
     }
 }

@@ -198,6 +198,43 @@ struct VerifyToolTests {
         #expect(bad.stdout.contains("FAIL height 5: "), "\(bad.stdout)")
     }
 
+    @Test func queryPrintsReadingsWhoseProofsVerifyAgainstTheGenesisAlone() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try channel(directory)
+        let made = try ToolRunner.medledger(
+            "sample-chain", "--dir", "ch", "--db", "s.db", "--blocks", "3", "--readings", "40", "--devices", "8",
+            in: directory.path)
+        #expect(made.status == 0, "\(made.stderr)")
+        let csv = try ToolRunner.medledger(
+            "query", "readings", "--db", "s.db", "--device", "sim-1-0", "--format", "csv", in: directory.path)
+        #expect(csv.status == 0, "\(csv.stderr)")
+        let lines = csv.stdout.split(separator: "\n")
+        #expect(lines.first == "height,position,device,seq,time,patient,code,unit,value")
+        #expect(lines.dropFirst().allSatisfy { $0.contains(",sim-1-0,") })
+        #expect(lines.count == 1 + 15 + 3)  // 15 readings; every fifth is a blood-pressure pair (2 records)
+
+        let json = try ToolRunner.medledger(
+            "query", "readings", "--db", "s.db", "--code", "8480-6", "--proof", in: directory.path)
+        #expect(json.status == 0, "\(json.stderr)")
+        try json.stdout.write(toFile: directory.file("proofs.json"), atomically: true, encoding: .utf8)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["readings"] as? [Any])?.count == 24)
+        let verified = try ToolRunner.medledger(
+            "verify-proof", "proofs.json", "--genesis", "ch/genesis.json", in: directory.path)
+        #expect(verified.status == 0, "\(verified.stdout) \(verified.stderr)")
+        #expect(verified.stdout.contains("OK 24 reading(s)"))
+
+        // A served reading changed by one byte no longer proves anything.
+        let tampered = json.stdout.replacingOccurrences(of: "\"cose\" : \"d2844", with: "\"cose\" : \"d2845")
+        #expect(tampered != json.stdout)
+        try tampered.write(toFile: directory.file("tampered.json"), atomically: true, encoding: .utf8)
+        let refused = try ToolRunner.medledger(
+            "verify-proof", "tampered.json", "--genesis", "ch/genesis.json", in: directory.path)
+        #expect(refused.status == 1)
+        #expect(refused.stdout.contains("FAIL reading 0"))
+    }
+
     @Test func verifyRefusesAFileThatIsNoStore() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
