@@ -118,13 +118,9 @@ public struct BlockBody: Hashable, Sendable {
         let maxItems = parameters.maxReadings + parameters.maxBytes / 64 + 16
         let maxSize = parameters.maxBytes + 5 * maxItems + 64
         let raw = try Zstd.decompress(compressed, maxSize: maxSize)
-        var limits = CBORLimits.default
-        limits.maxDepth = 3
-        limits.maxInputBytes = maxSize
-        limits.maxItems = maxItems + 3
-        limits.maxCollectionCount = maxItems
-        limits.maxStringBytes = SignedTransaction.maxEncodedBytes
-        limits.requireDeterministic = true
+        let limits = CBORLimits(
+            maxDepth: 3, maxInputBytes: maxSize, maxItems: maxItems + 3,
+            maxStringBytes: SignedTransaction.maxEncodedBytes, maxCollectionCount: maxItems, requireDeterministic: true)
         let item: CBOR
         do {
             item = try CBOR.decode(raw, limits: limits)

@@ -187,15 +187,9 @@ public struct Reading: Hashable, Sendable {
 
 extension CBORLimits {
     /// Limits for a signed reading or its payload: nothing in a reading needs more.
-    public static let reading: CBORLimits = {
-        var limits = CBORLimits.default
-        limits.maxDepth = 6
-        limits.maxInputBytes = Reading.maxEncodedBytes
-        limits.maxItems = 256
-        limits.maxStringBytes = Reading.maxEncodedBytes
-        limits.maxCollectionCount = 32
-        return limits
-    }()
+    public static let reading = CBORLimits(
+        maxDepth: 6, maxInputBytes: Reading.maxEncodedBytes, maxItems: 256, maxStringBytes: Reading.maxEncodedBytes,
+        maxCollectionCount: 32)
 }
 
 /// A signed reading: the exact bytes the device sent, and what they say.

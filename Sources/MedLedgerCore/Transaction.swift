@@ -132,15 +132,9 @@ public struct Transaction: Hashable, Sendable {
 
 extension CBORLimits {
     /// Limits for a transaction.
-    public static let transaction: CBORLimits = {
-        var limits = CBORLimits.default
-        limits.maxDepth = 8
-        limits.maxInputBytes = SignedTransaction.maxEncodedBytes
-        limits.maxItems = 1024
-        limits.maxStringBytes = SignedTransaction.maxEncodedBytes
-        limits.maxCollectionCount = 256
-        return limits
-    }()
+    public static let transaction = CBORLimits(
+        maxDepth: 8, maxInputBytes: SignedTransaction.maxEncodedBytes, maxItems: 1024,
+        maxStringBytes: SignedTransaction.maxEncodedBytes, maxCollectionCount: 256)
 }
 
 /// A signed transaction: the exact bytes the submitter sent, and what they say.
