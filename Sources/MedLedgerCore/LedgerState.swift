@@ -47,13 +47,23 @@ public struct SignatureJob: Sendable {
     public func run() -> Bool { key.isValidSignature(signature, for: message) }
 }
 
-/// Checks a batch of signatures. The pure core checks them one after another; the node's shell
-/// supplies a verifier that spreads them over every core.
+/// Checks a batch of signatures, and runs the other per-item work of checking a block (decoding
+/// each reading beside its signature). The pure core does it one item after another; the node's
+/// shell supplies a verifier that spreads it over every core.
 public protocol SignatureVerifier: Sendable {
+    /// Runs `transform` for every index in `0..<count`, in any order and on any thread.
+    /// - Parameters:
+    ///   - count: how many items.
+    ///   - transform: the work for one item; it must not depend on the other items.
+    /// - Returns: the results in index order.
+    func map<T: Sendable>(count: Int, _ transform: @Sendable (Int) -> T) -> [T]
+}
+
+extension SignatureVerifier {
     /// Checks each job.
     /// - Parameter jobs: the signatures.
     /// - Returns: one result per job, in order.
-    func verify(_ jobs: [SignatureJob]) -> [Bool]
+    public func verify(_ jobs: [SignatureJob]) -> [Bool] { map(count: jobs.count) { jobs[$0].run() } }
 }
 
 /// Checks signatures one after another on the calling thread.
@@ -61,8 +71,8 @@ public struct SequentialSignatureVerifier: SignatureVerifier {
     /// Makes a verifier.
     public init() {}
 
-    /// Checks each job in order.
-    public func verify(_ jobs: [SignatureJob]) -> [Bool] { jobs.map { $0.run() } }
+    /// Runs each item in order on the calling thread.
+    public func map<T: Sendable>(count: Int, _ transform: @Sendable (Int) -> T) -> [T] { (0..<count).map(transform) }
 }
 
 /// A block that breaks a rule: which rule, and where.
@@ -322,31 +332,43 @@ public struct LedgerState: Hashable, Sendable {
             transactions.append(signed)
         }
 
+        // Decoding and the signature of each reading are independent of the others: one pass the
+        // verifier may spread over every core. The rules that depend on order run after it.
+        let registered = devices
+        let registeredInBlock = changed
+        let decoded = verifier.map(count: body.readings.count) {
+            index -> Result<(SignedReading, Bool), ReadingRejection> in
+            let signed: SignedReading
+            do throws(ReadingRejection) {
+                signed = try SignedReading(decoding: body.readings[index])
+            } catch {
+                return .failure(error)
+            }
+            guard let record = registeredInBlock[signed.keyID] ?? registered[signed.keyID],
+                signed.message.algorithm == record.key.algorithm
+            else { return .success((signed, false)) }
+            return .success((signed, record.key.isValidSignature(signed.message.signature, for: signed.toBeSigned)))
+        }
         var readings: [SignedReading] = []
         readings.reserveCapacity(body.readings.count)
-        var jobs: [SignatureJob] = []
-        jobs.reserveCapacity(body.readings.count)
-        for (index, bytes) in body.readings.enumerated() {
-            let signed: SignedReading
-            do {
-                signed = try SignedReading(decoding: bytes)
-            } catch {
+        var signatureValid: [Bool] = []
+        signatureValid.reserveCapacity(body.readings.count)
+        for (index, result) in decoded.enumerated() {
+            switch result {
+            case .success(let (signed, valid)):
+                readings.append(signed)
+                signatureValid.append(valid)
+            case .failure(let error):
                 throw violation("reading.\(error.reason.rawValue)", index, error.message)
             }
-            readings.append(signed)
-            if let record = changed[signed.keyID] ?? devices[signed.keyID] {
-                jobs.append(
-                    SignatureJob(key: record.key, message: signed.toBeSigned, signature: signed.message.signature))
-            }
         }
-        let results = verifier.verify(jobs)
-        var jobIndex = 0
         var patients: [String?] = []
         patients.reserveCapacity(readings.count)
         for (index, signed) in readings.enumerated() {
             let record = changed[signed.keyID] ?? devices[signed.keyID]
-            let rejection = check(signed, record: record, topicDevice: nil, now: header.time) { _ in results[jobIndex] }
-            if record != nil { jobIndex += 1 }
+            let rejection = check(signed, record: record, topicDevice: nil, now: header.time) { _ in
+                signatureValid[index]
+            }
             if let rejection {
                 throw violation("reading.\(rejection.reason.rawValue)", index, rejection.message)
             }

@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Benchmarks of MedLedger, kept in their own package so the main package does not depend on
+/// ordo-one/benchmark. Run them with `scripts/bench.sh`.
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "MedLedgerBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(name: "MedLedger", path: ".."),
+    ],
+    targets: [
+        .systemLibrary(name: "CBenchSQLite", path: "Sources/CBenchSQLite", pkgConfig: "sqlite3"),
+        .target(
+            name: "LedgerFixtures",
+            dependencies: [
+                .product(name: "MedLedgerCore", package: "MedLedger"),
+                .product(name: "MedLedgerStore", package: "MedLedger"),
+            ],
+            path: "Sources/LedgerFixtures",
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "ledger-figures",
+            dependencies: [
+                "CBenchSQLite",
+                "LedgerFixtures",
+                .product(name: "MedLedgerCore", package: "MedLedger"),
+                .product(name: "MedLedgerStore", package: "MedLedger"),
+            ],
+            path: "Sources/ledger-figures",
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "LedgerBenchmarks",
+            dependencies: [
+                "LedgerFixtures",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MedLedgerCore", package: "MedLedger"),
+                .product(name: "MedLedgerStore", package: "MedLedger"),
+            ],
+            path: "Benchmarks/LedgerBenchmarks",
+            swiftSettings: settings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
