@@ -119,6 +119,14 @@ public struct CheckedBlock: Sendable {
     public let submitters: [String: ReplayWindow]
 }
 
+/// What the items of one block change, collected as they are checked in order.
+struct BlockChanges {
+    /// The registry entries changed, with their new replay windows.
+    var devices: [String: DeviceRecord] = [:]
+    /// The submitters' transaction windows changed.
+    var submitters: [String: ReplayWindow] = [:]
+}
+
 /// The ledger's state after some height: the registry, anti-replay windows and patient
 /// assignments. Applying a block is a pure function of the state and the block.
 public struct LedgerState: Hashable, Sendable {
@@ -295,8 +303,7 @@ public struct LedgerState: Hashable, Sendable {
             throw violation("body.transactions-root", nil, "the transactions' Merkle root is not the header's")
         }
 
-        var changed: [String: DeviceRecord] = [:]
-        var submitterWindows: [String: ReplayWindow] = [:]
+        var changes = BlockChanges()
         var transactions: [SignedTransaction] = []
         for (index, bytes) in body.transactions.enumerated() {
             let signed: SignedTransaction
@@ -305,29 +312,8 @@ public struct LedgerState: Hashable, Sendable {
             } catch {
                 throw violation("transaction.malformed", index, error.message)
             }
-            if let rejection = checkTransaction(signed, changed: changed, windows: submitterWindows) {
+            if let rejection = admit(signed, height: header.height, into: &changes) {
                 throw violation("transaction.\(rejection.reason.rawValue)", index, rejection.message)
-            }
-            let tx = signed.transaction
-            var window = submitterWindows[tx.submitter] ?? submitters[tx.submitter] ?? ReplayWindow()
-            window.insert(tx.seq)
-            submitterWindows[tx.submitter] = window
-            switch tx.body {
-            case .registerDevice(let device, let key, let patient):
-                changed[device] = DeviceRecord(
-                    id: device, key: key, patient: patient, revoked: false, registeredAt: header.height)
-            case .assignDevice(let device, let patient):
-                changed[device] = (changed[device] ?? devices[device]).map { record in
-                    var record = record
-                    record.patient = patient
-                    return record
-                }
-            case .revokeDevice(let device):
-                changed[device] = (changed[device] ?? devices[device]).map { record in
-                    var record = record
-                    record.revoked = true
-                    return record
-                }
             }
             transactions.append(signed)
         }
@@ -335,7 +321,7 @@ public struct LedgerState: Hashable, Sendable {
         // Decoding and the signature of each reading are independent of the others: one pass the
         // verifier may spread over every core. The rules that depend on order run after it.
         let registered = devices
-        let registeredInBlock = changed
+        let registeredInBlock = changes.devices
         let decoded = verifier.map(count: body.readings.count) {
             index -> Result<(SignedReading, Bool), ReadingRejection> in
             let signed: SignedReading
@@ -365,21 +351,75 @@ public struct LedgerState: Hashable, Sendable {
         var patients: [String?] = []
         patients.reserveCapacity(readings.count)
         for (index, signed) in readings.enumerated() {
-            let record = changed[signed.keyID] ?? devices[signed.keyID]
-            let rejection = check(signed, record: record, topicDevice: nil, now: header.time) { _ in
-                signatureValid[index]
-            }
-            if let rejection {
+            switch admit(signed, signatureValid: signatureValid[index], now: header.time, into: &changes) {
+            case .success(let patient): patients.append(patient)
+            case .failure(let rejection):
                 throw violation("reading.\(rejection.reason.rawValue)", index, rejection.message)
             }
-            var updated = record!
-            updated.replay.insert(signed.reading.seq)
-            changed[signed.keyID] = updated
-            patients.append(updated.patient)
         }
         return CheckedBlock(
             block: block, headerHash: header.hash, readings: readings, patients: patients,
-            transactions: transactions, devices: changed, submitters: submitterWindows)
+            transactions: transactions, devices: changes.devices, submitters: changes.submitters)
+    }
+
+    /// Checks a transaction of a block against the registry rules, given the changes of the
+    /// block's earlier items, and records what it changes.
+    /// - Parameters:
+    ///   - signed: the transaction.
+    ///   - height: the block's height.
+    ///   - changes: the block's changes so far; updated when the transaction passes.
+    /// - Returns: nil when it passed, else why not (nothing is changed then).
+    func admit(_ signed: SignedTransaction, height: UInt64, into changes: inout BlockChanges) -> TransactionRejection? {
+        if let rejection = checkTransaction(signed, changed: changes.devices, windows: changes.submitters) {
+            return rejection
+        }
+        let tx = signed.transaction
+        var window = changes.submitters[tx.submitter] ?? submitters[tx.submitter] ?? ReplayWindow()
+        window.insert(tx.seq)
+        changes.submitters[tx.submitter] = window
+        switch tx.body {
+        case .registerDevice(let device, let key, let patient):
+            changes.devices[device] = DeviceRecord(
+                id: device, key: key, patient: patient, revoked: false, registeredAt: height)
+        case .assignDevice(let device, let patient):
+            changes.devices[device]?.patient = patient
+            if changes.devices[device] == nil, var record = devices[device] {
+                record.patient = patient
+                changes.devices[device] = record
+            }
+        case .revokeDevice(let device):
+            changes.devices[device]?.revoked = true
+            if changes.devices[device] == nil, var record = devices[device] {
+                record.revoked = true
+                changes.devices[device] = record
+            }
+        }
+        return nil
+    }
+
+    /// Checks a reading of a block against rules 2 to 7, given the changes of the block's earlier
+    /// items, and records its seq in the device's window.
+    /// - Parameters:
+    ///   - signed: the reading.
+    ///   - signatureValid: whether its signature verifies with the device's registered key.
+    ///   - now: the block's time.
+    ///   - changes: the block's changes so far; updated when the reading passes.
+    /// - Returns: the device's patient when it passed, else why not (nothing is changed then).
+    func admit(_ signed: SignedReading, signatureValid: Bool, now: UInt64, into changes: inout BlockChanges)
+        -> Result<String?, ReadingRejection>
+    {
+        let record = changes.devices[signed.keyID] ?? devices[signed.keyID]
+        if let rejection = check(
+            signed, record: record, topicDevice: nil, now: now, signatureValid: { _ in signatureValid })
+        {
+            return .failure(rejection)
+        }
+        guard var updated = record else {
+            return .failure(ReadingRejection(.unknownDevice, "device '\(signed.keyID)' is not registered"))
+        }
+        updated.replay.insert(signed.reading.seq)
+        changes.devices[signed.keyID] = updated
+        return .success(updated.patient)
     }
 
     /// Checks a transaction against the registry rules, given the changes of earlier transactions

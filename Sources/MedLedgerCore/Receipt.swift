@@ -9,9 +9,15 @@ public struct Receipt: Hashable, Sendable {
         case committed(height: UInt64, blockHash: Hash256)
         /// Refused, with the protocol's reason.
         case rejected(RejectionReason)
+        /// Not taken now because the manager's pool is full (an extension of PROTOCOL.md: status
+        /// `"busy"`, 5: `"mempool-full"`). The device keeps the reading and sends it again later,
+        /// exactly as it does for a reading with no receipt.
+        case busy
     }
 
-    /// The reading's sequence number.
+    /// The reason a `busy` receipt gives.
+    public static let busyReason = "mempool-full"
+    /// The reading's sequence number (0 when the reading did not decode far enough to tell).
     public var seq: UInt64
     /// What happened to it.
     public var status: Status
@@ -35,6 +41,9 @@ public struct Receipt: Hashable, Sendable {
         case .rejected(let reason):
             entries.append(CBORMapEntry(.unsigned(2), .text("rejected")))
             entries.append(CBORMapEntry(.unsigned(5), .text(reason.rawValue)))
+        case .busy:
+            entries.append(CBORMapEntry(.unsigned(2), .text("busy")))
+            entries.append(CBORMapEntry(.unsigned(5), .text(Self.busyReason)))
         }
         return CBOR.map(entries).encoded()
     }
@@ -65,6 +74,8 @@ public struct Receipt: Hashable, Sendable {
                 throw LedgerFormatError("a rejected receipt needs 5 (one of the protocol's reasons)")
             }
             self.init(seq: seq, status: .rejected(reason))
+        case "busy":
+            self.init(seq: seq, status: .busy)
         default:
             throw LedgerFormatError("unknown receipt status '\(status)'")
         }

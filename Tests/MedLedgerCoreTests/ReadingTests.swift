@@ -203,6 +203,7 @@ struct ReceiptTests {
         Receipt(seq: 7, status: .accepted),
         Receipt(seq: 8, status: .committed(height: 12, blockHash: Hash256.sha256([1]))),
         Receipt(seq: 9, status: .rejected(.clockSkew)),
+        Receipt(seq: 10, status: .busy),
     ])
     func roundTrip(_ receipt: Receipt) throws {
         #expect(try Receipt(decoding: receipt.encoded()) == receipt)

@@ -1,0 +1,124 @@
+import MedLedgerCore
+import MedLedgerTestSupport
+import Testing
+
+@Suite("A manager's intake and block assembly")
+struct IntakeTests {
+    let channel = TestChannel(block: BlockParameters(maxReadings: 10, maxBytes: 1 << 20, timeoutMs: 200))
+    let keys = (0..<3).map { TestChannel.deviceKey($0) }
+
+    /// Devices bp-0, bp-1, bp-2 registered at height 1.
+    func registered() throws -> LedgerState {
+        let state = LedgerState(genesis: channel.genesis)
+        let block = channel.block(
+            on: state,
+            transactions: keys.enumerated().map { index, key in
+                channel.transaction(
+                    seq: UInt64(index + 1), .registerDevice(device: "bp-\(index)", key: key.publicKey, patient: nil))
+            })
+        return try state.applying(block)
+    }
+
+    func incoming(_ signed: SignedReading, topic: String? = nil) -> IncomingReading {
+        IncomingReading(topicDevice: topic ?? signed.keyID, bytes: signed.bytes)
+    }
+
+    @Test func eachReadingGetsTheOutcomeItsRuleGives() throws {
+        let state = try registered()
+        var pool = Mempool(capacity: 100, byteCapacity: 1 << 20)
+        let now = channel.genesis.createdAt + 10_000
+        let good = channel.reading(device: "bp-0", key: keys[0], seq: 1)
+        let forged = channel.reading(device: "bp-1", key: keys[0], seq: 1)
+        let unknown = channel.reading(device: "bp-9", key: TestChannel.deviceKey(9), seq: 1)
+        let otherTopic = channel.reading(device: "bp-2", key: keys[2], seq: 1)
+        let sameSeqOtherBytes = channel.reading(device: "bp-0", key: keys[0], seq: 1, systolic: 130)
+        let future = channel.reading(device: "bp-2", key: keys[2], seq: 2, time: now + channel.genesis.skewMs + 1)
+        let batch = [
+            incoming(good), incoming(forged), incoming(unknown), incoming(otherTopic, topic: "bp-0"),
+            IncomingReading(topicDevice: "bp-0", bytes: [0xA0]), incoming(good), incoming(sameSeqOtherBytes),
+            incoming(future),
+        ]
+        for verifier in [SequentialSignatureVerifier() as any SignatureVerifier, TestVerifier()] {
+            var fresh = pool
+            let outcomes = state.intake(batch, now: now, pool: &fresh, verifier: verifier)
+            #expect(outcomes[0] == .accepted(good))
+            #expect(outcomes[1].withoutMessage == .rejected(seq: 1, ReadingRejection(.badSignature, "")))
+            #expect(outcomes[2].reason == .unknownDevice)
+            #expect(outcomes[3].reason == .wrongDevice)
+            #expect(outcomes[4].reason == .malformed && outcomes[4].seq == 0)
+            #expect(outcomes[5] == .pending(good))
+            #expect(outcomes[6].reason == .replayed)
+            #expect(outcomes[7].reason == .clockSkew)
+            #expect(fresh.count == 1)
+        }
+        _ = state.intake([incoming(good)], now: now, pool: &pool, verifier: SequentialSignatureVerifier())
+        #expect(pool.contains(device: "bp-0", seq: 1))
+    }
+
+    @Test func aFullPoolSaysSoAndACommittedReadingIsRecognised() throws {
+        var state = try registered()
+        var pool = Mempool(capacity: 1, byteCapacity: 1 << 20)
+        let now = channel.genesis.createdAt + 10_000
+        let first = channel.reading(device: "bp-0", key: keys[0], seq: 1)
+        let second = channel.reading(device: "bp-1", key: keys[1], seq: 1)
+        let outcomes = state.intake(
+            [incoming(first), incoming(second)], now: now, pool: &pool, verifier: SequentialSignatureVerifier())
+        #expect(outcomes == [.accepted(first), .poolFull(second)])
+        state = try state.applying(channel.block(on: state, readings: [first]))
+        var empty = Mempool(capacity: 1, byteCapacity: 1 << 20)
+        let again = state.intake([incoming(first)], now: now, pool: &empty, verifier: SequentialSignatureVerifier())
+        guard case .committedOrReplayed(let signed, let rejection) = again[0] else {
+            Issue.record("expected committedOrReplayed, got \(again[0])")
+            return
+        }
+        #expect(signed == first && rejection.reason == .replayed && empty.count == 0)
+    }
+
+    @Test func assemblyKeepsWhatStillPassesWithinTheLimits() throws {
+        var state = try registered()
+        let revoke = channel.transaction(seq: 4, .revokeDevice(device: "bp-1"))
+        let stale = channel.transaction(seq: 1, .revokeDevice(device: "bp-2"))
+        let readings = (1...6).flatMap { seq in
+            keys.enumerated().map { channel.reading(device: "bp-\($0.offset)", key: $0.element, seq: UInt64(seq)) }
+        }
+        let assembly = state.assemble(
+            transactions: [revoke, stale], readings: readings, time: state.time + 1000, proposer: "manager-1")
+        #expect(assembly.refusedTransactions.map(\.1.reason) == [.replayed])
+        #expect(assembly.refusedReadings.allSatisfy { $0.0.keyID == "bp-1" && $0.1.reason == .revokedDevice })
+        #expect(assembly.block.body.transactions == [revoke.bytes])
+        #expect(assembly.block.body.readings.count == 10)
+        #expect(!assembly.block.body.readings.contains { try! SignedReading(decoding: $0).keyID == "bp-1" })
+        // What it assembled is a valid block on the state.
+        state = try state.applying(assembly.block)
+        #expect(state.devices["bp-1"]?.revoked == true)
+        #expect(state.devices["bp-0"]?.replay.highest == 5)
+    }
+}
+
+/// Spreads work like the node's verifier does, in reverse order, to show outcomes keep the
+/// batch's order whatever order the work runs in.
+private struct TestVerifier: SignatureVerifier {
+    func map<T: Sendable>(count: Int, _ transform: @Sendable (Int) -> T) -> [T] {
+        var results = [T?](repeating: nil, count: count)
+        for index in (0..<count).reversed() { results[index] = transform(index) }
+        return results.map { $0! }
+    }
+}
+
+extension IntakeOutcome {
+    /// The rejection reason, when refused or replayed.
+    var reason: RejectionReason? {
+        switch self {
+        case .rejected(_, let rejection), .committedOrReplayed(_, let rejection): rejection.reason
+        default: nil
+        }
+    }
+
+    /// The outcome with any rejection's message blanked, to compare reasons only.
+    var withoutMessage: IntakeOutcome {
+        switch self {
+        case .rejected(let seq, let rejection): .rejected(seq: seq, ReadingRejection(rejection.reason, ""))
+        default: self
+        }
+    }
+}
