@@ -471,6 +471,31 @@ public final class LedgerStore {
         return out
     }
 
+    /// Where a device's reading with a seq was committed, and its exact bytes (how a manager
+    /// tells a retransmission of a committed reading from a replay).
+    /// - Parameters:
+    ///   - device: the device id.
+    ///   - seq: the reading's seq.
+    /// - Returns: nil when no such reading is committed.
+    /// - Throws: `StoreError` when the store cannot be read.
+    public func committedReading(device: String, seq: UInt64) throws(StoreError) -> (
+        height: UInt64, blockHash: Hash256, bytes: [UInt8]
+    )? {
+        guard
+            let (height, pos, hash) = try db.first(
+                """
+                SELECT r.height, r.pos, b.hash FROM readings r JOIN devices d ON d.num = r.device
+                JOIN blocks b ON b.height = r.height WHERE d.id = ? AND r.seq = ?
+                """, [.text(device), .integer(Int64(clamping: seq))],
+                { (UInt64($0.int(0)), Int($0.int(1)), $0.blob(2)) })
+        else { return nil }
+        let body = try body(at: height)
+        guard pos < body.readings.count, let blockHash = Hash256(bytes: hash) else {
+            throw StoreError(.corrupt, "block \(height) has no reading \(pos), but the index names it")
+        }
+        return (height, blockHash, body.readings[pos])
+    }
+
     /// The proof that the council committed a stored reading.
     /// - Parameters:
     ///   - height: the reading's block height.

@@ -83,6 +83,19 @@ struct LedgerStoreTests {
         #expect(try StoreVerifier.verify(path: directory.file("ledger.sqlite")).isIntact)
     }
 
+    @Test func aCommittedReadingIsFoundByDeviceAndSeq() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (store, _) = try makeStore(directory)
+        let stored = try #require(try store.readings(matching: ReadingQuery(device: "bp-cuff-3")).last)
+        let found = try #require(try store.committedReading(device: "bp-cuff-3", seq: stored.seq))
+        #expect(found.height == stored.height)
+        #expect(found.bytes == stored.bytes)
+        #expect(found.blockHash == (try store.block(at: stored.height)).header.hash)
+        #expect(try store.committedReading(device: "bp-cuff-3", seq: stored.seq + 1) == nil)
+        #expect(try store.committedReading(device: "nobody", seq: 1) == nil)
+    }
+
     @Test func proofsVerifyAgainstTheCertifiedHeader() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
