@@ -49,6 +49,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "MedLedgerFleet",
+            dependencies: ["MedLedgerCore", "MedLedgerStore"],
+            path: "firmware-sim/Sources/MedLedgerFleet",
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "MedLedgerTestSupport",
             dependencies: ["MedLedgerCore", "MedLedgerStore"],
             swiftSettings: strictSettings
@@ -61,6 +67,11 @@ let package = Package(
         .testTarget(
             name: "MedLedgerStoreTests",
             dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "CSQLite"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerFleetTests",
+            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerFleet", "MedLedgerTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
