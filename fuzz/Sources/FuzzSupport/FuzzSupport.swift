@@ -28,7 +28,8 @@ public enum Fuzz {
         for (index, seed) in seeds().enumerated() {
             let path = "\(folder)/seed-\(index)"
             guard let file = fopen(path, "wb") else {
-                fputs("cannot write \(path)\n", stderr)
+                let message = Array("cannot write \(path)\n".utf8)
+                _ = message.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count) }
                 exit(1)
             }
             _ = seed.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }
