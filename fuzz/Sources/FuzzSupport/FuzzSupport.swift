@@ -1,4 +1,5 @@
 public import MedLedgerCore
+internal import CFuzzDriver
 
 #if canImport(Glibc)
     internal import Glibc
@@ -8,6 +9,22 @@ public import MedLedgerCore
 
 /// What each fuzz target needs besides its decoder: the input as an array, and seed inputs.
 public enum Fuzz {
+    /// Runs libFuzzer's driver with a target's `LLVMFuzzerTestOneInput`: what each target's
+    /// `<module>_main` (the `main` SwiftPM links) does.
+    /// - Parameters:
+    ///   - argc: the argument count.
+    ///   - argv: the arguments.
+    ///   - testOneInput: the target's function for one input.
+    /// - Returns: the exit status.
+    public static func run(
+        _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+        _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt {
+        var count = argc
+        var arguments = argv
+        return LLVMFuzzerRunDriver(&count, &arguments, testOneInput)
+    }
+
     /// The input libFuzzer hands to `LLVMFuzzerTestOneInput`, as an array.
     /// - Parameters:
     ///   - data: the bytes (nil when `size` is 0).
