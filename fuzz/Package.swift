@@ -25,7 +25,7 @@ let package = Package(
             name: "FuzzSupport",
             dependencies: ["CFuzzDriver", .product(name: "MedLedgerCore", package: "MedLedger")],
             swiftSettings: settings
-        )
+        ),
     ]
         + fuzzers.map { name in
             .executableTarget(

@@ -1,5 +1,5 @@
-public import MedLedgerCore
 internal import CFuzzDriver
+public import MedLedgerCore
 
 #if canImport(Glibc)
     internal import Glibc
