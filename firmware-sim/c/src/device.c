@@ -713,8 +713,13 @@ int main(int argc, char **argv) {
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;
     sigemptyset(&ignore.sa_mask);
+    /* A supervisor may have started us with these blocked (the mask is inherited): unblock them. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
     if (sigaction(SIGINT, &action, NULL) != 0 || sigaction(SIGTERM, &action, NULL) != 0 ||
-        sigaction(SIGPIPE, &ignore, NULL) != 0) {
+        sigaction(SIGPIPE, &ignore, NULL) != 0 || sigprocmask(SIG_UNBLOCK, &stop_signals, NULL) != 0) {
         fail("installing signal handlers: %s", strerror(errno));
         cose_signer_free(&dev.signer);
         return EXIT_FAILURE_;
