@@ -185,6 +185,26 @@ struct CDeviceTests {
         }
     }
 
+    /// A broker that accepts the TCP connection but never answers CONNECT is given up after the
+    /// connect timeout, and the next one is used.
+    @Test func failsOverFromABrokerThatNeverAnswers() async throws {
+        try await DeviceSetup.with { setup in
+            let silent = try SilentListener()
+            defer { silent.close() }
+            let broker = try await TestBroker.start(for: setup)
+            let device = try setup.start(
+                brokers: ["127.0.0.1:\(silent.port)", broker.address],
+                ["--count", "1", "--connect-timeout-ms", "400", "--exit-when-committed", "--timeout-ms", "30000"])
+            try await device.waitFor("published", ["seq": "1"])
+            let down = try #require(device.events("broker-down").first)
+            #expect(down["address"] == "127.0.0.1:\(silent.port)")
+            #expect(down["reason"] == "no CONNACK within 400 ms")
+            #expect(device.events("broker").map { $0["address"] } == [broker.address])
+            try setup.sendReceipt(DeviceSetup.committed(1), port: broker.port)
+            #expect(try await device.waitForExit() == 0)
+        }
+    }
+
     /// The broker in use stops mid-run: the backlog (everything not yet committed, including
     /// what was sampled while offline) goes to the next broker of the list.
     @Test func movesItsBacklogToTheNextBrokerWhenOneStops() async throws {

@@ -116,11 +116,34 @@ func eventually(
     }
 }
 
+/// A TCP listener on 127.0.0.1 that never accepts: the kernel completes the handshake, and a
+/// client's CONNECT is never answered (a broker that hangs).
+final class SilentListener {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        (fd, port) = try boundLoopbackSocket()
+        guard listen(fd, 16) == 0 else {
+            Glibc.close(fd)
+            throw HarnessError("listen: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func close() { _ = Glibc.close(fd) }
+}
+
 /// A port on 127.0.0.1 that nothing listened on a moment ago.
 func freeLoopbackPort() throws -> Int {
+    let (fd, port) = try boundLoopbackSocket()
+    close(fd)
+    return port
+}
+
+/// A TCP socket bound to 127.0.0.1 on a port the kernel chose, and that port.
+private func boundLoopbackSocket() throws -> (Int32, Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = 0
@@ -128,13 +151,19 @@ func freeLoopbackPort() throws -> Int {
     let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard bound == 0 else { throw HarnessError("bind: \(String(cString: strerror(errno)))") }
+    guard bound == 0 else {
+        close(fd)
+        throw HarnessError("bind: \(String(cString: strerror(errno)))")
+    }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let named = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }
-    guard named == 0 else { throw HarnessError("getsockname: \(String(cString: strerror(errno)))") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    guard named == 0 else {
+        close(fd)
+        throw HarnessError("getsockname: \(String(cString: strerror(errno)))")
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
 
 /// A Mosquitto broker on a free loopback port, for one test. (A small launcher local to these

@@ -76,7 +76,8 @@ typedef struct {
 typedef enum {
     LINK_IDLE,       /* no connection; next attempt at next_attempt_ms */
     LINK_CONNECTING, /* TCP/TLS and CONNECT under way, waiting for CONNACK */
-    LINK_CONNECTED,  /* CONNACK accepted, waiting for SUBACK of the receipts topic */
+    LINK_CONNECTED,  /* CONNACK accepted, waiting for SUBACK of the receipts topic (the connect
+                        timeout covers both waits) */
     LINK_READY,      /* subscribed: readings are published as they are sampled */
 } link_state;
 
@@ -599,6 +600,8 @@ static int start_attempt(int64_t now) {
         return -1;
     }
     const broker_address *broker = current_broker();
+    dev.connack_refused = 0;
+    dev.link_dropped = 0;
     dev.link = LINK_CONNECTING;
     dev.attempt_started_ms = now;
     int rc = mosquitto_connect_async(dev.mosq, broker->host, broker->port, dev.opt.keepalive_s);
@@ -628,9 +631,13 @@ static int run(void) {
 
         if (dev.link == LINK_IDLE && now >= dev.next_attempt_ms) {
             if (start_attempt(now) != 0) return EXIT_FAILURE_;
-        } else if (dev.link == LINK_CONNECTING && now - dev.attempt_started_ms >= dev.opt.connect_timeout_ms) {
+        } else if ((dev.link == LINK_CONNECTING || dev.link == LINK_CONNECTED) &&
+                   now - dev.attempt_started_ms >= dev.opt.connect_timeout_ms) {
+            /* No CONNACK, or no SUBACK for the receipts topic, in time: try the next broker. */
             char reason[64];
-            snprintf(reason, sizeof reason, "no CONNACK within %lld ms", (long long)dev.opt.connect_timeout_ms);
+            snprintf(reason, sizeof reason, "no %s within %lld ms", dev.link == LINK_CONNECTING ? "CONNACK" : "SUBACK",
+                     (long long)dev.opt.connect_timeout_ms);
+            dev.link = LINK_CONNECTING;
             attempt_failed(now, reason);
         } else if (dev.link == LINK_READY) {
             if (now - dev.ready_since_ms >= LINK_STABLE_MS) {
