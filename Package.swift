@@ -75,6 +75,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "FirmwareDeviceTests",
+            dependencies: ["MedLedgerCore", "MedLedgerTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "MedLedgerToolTests",
             dependencies: [
                 "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport",
