@@ -84,13 +84,17 @@ public struct BridgeOptions: Hashable, Sendable {
     public var carryReadings: Bool
     /// The lowest TLS version (`tlsv1.2` or `tlsv1.3`).
     public var tlsVersion: String
+    /// Mosquitto's `restart_timeout`: seconds before reconnecting, `base cap` for a backoff.
+    public var restartTimeout: String
 
     /// Makes options.
     public init(
         name: String, addresses: [String], channel: String, remoteClientID: String, caFile: String,
         certificateFile: String? = nil, keyFile: String? = nil, remoteUsername: String? = nil,
-        remotePassword: String? = nil, carryReadings: Bool = false, tlsVersion: String = "tlsv1.2"
+        remotePassword: String? = nil, carryReadings: Bool = false, tlsVersion: String = "tlsv1.2",
+        restartTimeout: String = "1 30"
     ) {
+        self.restartTimeout = restartTimeout
         self.name = name
         self.addresses = addresses
         self.channel = channel
@@ -293,7 +297,7 @@ public enum BrokerConfigs {
             local_cleansession false
             try_private true
             notifications false
-            restart_timeout 1 30
+            restart_timeout \(options.restartTimeout)
             keepalive_interval 30
             bridge_cafile \(options.caFile)
             bridge_tls_version \(options.tlsVersion)

@@ -5,9 +5,11 @@ import Testing
 
 @Suite("Durable sessions and reconnects")
 struct SessionTests {
-    @Test("a durable subscriber that leaves while messages flow gets all of them when it returns", arguments: [
-        MQTTProtocolVersion.v311, .v5,
-    ])
+    @Test(
+        "a durable subscriber that leaves while messages flow gets all of them when it returns",
+        arguments: [
+            MQTTProtocolVersion.v311, .v5,
+        ])
     func durableSubscriber(version: MQTTProtocolVersion) async throws {
         try await withDevBroker { broker in
             let id = clientID("durable")
@@ -51,7 +53,8 @@ struct SessionTests {
             try await within(.seconds(10), "reconnect") { try await returning.connect() }
             var iterator = events.makeAsyncIterator()
             let event = await iterator.next()
-            #expect(event == .connected(endpoint: MQTTEndpoint(host: broker.host, port: broker.port), sessionPresent: true))
+            #expect(
+                event == .connected(endpoint: MQTTEndpoint(host: broker.host, port: broker.port), sessionPresent: true))
             let missing = total - seen.count
             let rest = try await collect(returning, "the messages sent while away") { received in
                 received.count >= missing
@@ -179,7 +182,8 @@ struct FleetTests {
                         group.addTask {
                             let id = device.configuration.clientID
                             try await device.subscribe("medledger/v1/fleet/receipts/\(id)", qos: .atLeastOnce)
-                            try await device.publish(topic: "medledger/v1/fleet/readings/\(id)", payload: UInt64(index).bytes)
+                            try await device.publish(
+                                topic: "medledger/v1/fleet/readings/\(id)", payload: UInt64(index).bytes)
                             for await receipt in device.messages {
                                 return receipt.payload == UInt64(index).bytes
                             }
@@ -203,7 +207,10 @@ struct FleetTests {
         try await withDevBroker { broker in
             let client = try MQTTClient(
                 configuration: MQTTConfiguration(
-                    endpoints: [MQTTEndpoint(host: "127.0.0.1", port: deadPort), MQTTEndpoint(host: broker.host, port: broker.port)],
+                    endpoints: [
+                        MQTTEndpoint(host: "127.0.0.1", port: deadPort),
+                        MQTTEndpoint(host: broker.host, port: broker.port),
+                    ],
                     clientID: clientID("failover")),
                 logger: testLogger)
             let events = client.events()
