@@ -87,6 +87,10 @@ public final class MosquittoBroker: Sendable {
         return "mosquitto"
     }
 
+    /// A loopback port that was free a moment ago.
+    /// - Throws: `BrokerError.Code.io` when no socket can be bound.
+    public static func freePort() throws(BrokerError) -> Int { try FreePort.allocate() }
+
     /// Starts a broker and waits until every listener accepts connections.
     /// - Parameters:
     ///   - config: the configuration.

@@ -114,6 +114,7 @@ final class MQTTConnection: @unchecked Sendable {
     private var requests: [[UInt8]: CheckedContinuation<Result<MQTTMessage, MQTTError>, Never>] = [:]
     private var nextWaiter: UInt64 = 0
     private var shutDown = false
+    private var parked = false
 
     /// How many QoS 1/2 messages are handed to libmosquitto at once (all of them in flight).
     private var releaseLimit: Int { configuration.maxInflight }
@@ -428,6 +429,7 @@ final class MQTTConnection: @unchecked Sendable {
 
     /// Ends the connection at once: the socket is shut down and libmosquitto sees it closed.
     private func forceClose() {
+        parked = false
         let fd = mosquitto_socket(mosq)
         if fd >= 0 {
             shutdown(fd, Int32(SHUT_RDWR))
@@ -487,16 +489,37 @@ final class MQTTConnection: @unchecked Sendable {
     // MARK: socket events
 
     func handle(events: UInt32) {
-        if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
-            if inbox.isPaused && events & EPOLLIN.rawValue != 0 {
-                // Reading is paused; a hang-up is noticed after the consumer has made room.
-            } else {
-                readAvailable()
+        let hangup = events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        if inbox.isPaused {
+            // Reading waits for the consumer; a hang-up is handled once it has made room (until
+            // then the descriptor is out of the epoll set, so the loop does not spin on it).
+            if hangup {
+                unregister()
+                parked = true
             }
+            return
         }
+        if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readAvailable() }
         if events & EPOLLOUT.rawValue != 0, mosquitto_socket(mosq) >= 0 {
             let rc = mosquitto_loop_write(mosq, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue { lostIfStillOpen(rc) }
+        }
+        let fd = mosquitto_socket(mosq)
+        if hangup && fd >= 0 {
+            // libmosquitto did not notice (a refused TLS connect looks like success to it).
+            var code: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
+            let endpoint = configuration.endpoints[endpointIndex % configuration.endpoints.count]
+            if pendingError == nil {
+                let connecting = isDisconnectingOrConnecting
+                let reason = code == 0 ? "closed before the MQTT connection was made" : String(cString: strerror(code))
+                pendingError =
+                    connecting || [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT].contains(code)
+                    ? MQTTError(.unreachable, "connecting to \(endpoint): \(reason)")
+                    : MQTTError(.connectionLost, "connection to \(endpoint): closed by the peer")
+            }
+            forceClose()
         }
         sync()
     }
@@ -526,6 +549,7 @@ final class MQTTConnection: @unchecked Sendable {
 
     private func resumeReading() {
         guard !shutDown, inbox.resumeIfRoom() else { return }
+        parked = false
         readAvailable()
         sync()
     }
@@ -533,7 +557,7 @@ final class MQTTConnection: @unchecked Sendable {
     /// Brings the epoll registration in line with libmosquitto's socket and wishes.
     func sync() {
         let fd = mosquitto_socket(mosq)
-        if fd < 0 {
+        if fd < 0 || parked {
             unregister()
             return
         }
