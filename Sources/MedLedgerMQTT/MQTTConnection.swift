@@ -429,6 +429,7 @@ final class MQTTConnection: @unchecked Sendable {
 
     /// Ends the connection at once: the socket is shut down and libmosquitto sees it closed.
     private func forceClose() {
+        defer { inbox.wake() }
         parked = false
         let fd = mosquitto_socket(mosq)
         if fd >= 0 {
@@ -451,6 +452,7 @@ final class MQTTConnection: @unchecked Sendable {
     /// Closes everything at loop shutdown or when the client goes away; no callbacks after it.
     func shutdownOnLoop() {
         guard !shutDown else { return }
+        inbox.wake()
         shutDown = true
         let closed = MQTTError(.closed, "the client was shut down")
         if mosquitto_socket(mosq) >= 0 {
@@ -556,6 +558,7 @@ final class MQTTConnection: @unchecked Sendable {
 
     /// Brings the epoll registration in line with libmosquitto's socket and wishes.
     func sync() {
+        inbox.wake()
         let fd = mosquitto_socket(mosq)
         if fd < 0 || parked {
             unregister()

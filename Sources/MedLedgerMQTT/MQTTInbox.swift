@@ -71,17 +71,12 @@ final class MQTTInbox: @unchecked Sendable {
 
     var count: Int { state.withLock { $0.queue.count } }
 
-    /// Adds a message; false when it was dropped because the buffer is full.
+    /// Adds a message; false when it was dropped because the buffer is full. A waiting consumer
+    /// is woken by `wake()`, once per batch the loop has read, not once per message.
     func push(_ message: MQTTMessage) -> Bool {
         received.add(1, ordering: .relaxed)
-        var waiter: CheckedContinuation<MQTTMessage?, Never>?
         let accepted = state.withLock { state -> Bool in
             if state.finished { return true }
-            if let current = state.waiter {
-                state.waiter = nil
-                waiter = current
-                return true
-            }
             guard state.queue.count < capacity else { return false }
             state.queue.append(message)
             if state.queue.count >= pauseAt && !state.paused {
@@ -90,9 +85,18 @@ final class MQTTInbox: @unchecked Sendable {
             }
             return true
         }
-        waiter?.resume(returning: message)
         if !accepted { dropped.add(1, ordering: .relaxed) }
         return accepted
+    }
+
+    /// Hands the first buffered message to a consumer that waits for one.
+    func wake() {
+        let handoff = state.withLock { state -> (CheckedContinuation<MQTTMessage?, Never>, MQTTMessage)? in
+            guard let waiter = state.waiter, let message = state.queue.popFirst() else { return nil }
+            state.waiter = nil
+            return (waiter, message)
+        }
+        if let (waiter, message) = handoff { waiter.resume(returning: message) }
     }
 
     /// Unpauses when there is room; returns whether reading may go on.
@@ -133,13 +137,15 @@ final class MQTTInbox: @unchecked Sendable {
         }
     }
 
+    /// Ends the sequence once the buffered messages are taken.
     func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<MQTTMessage?, Never>? in
+        let handoff = state.withLock { state -> (CheckedContinuation<MQTTMessage?, Never>, MQTTMessage?)? in
             state.finished = true
-            defer { state.waiter = nil }
-            return state.waiter
+            guard let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return (waiter, state.queue.popFirst())
         }
-        waiter?.resume(returning: nil)
+        if let (waiter, message) = handoff { waiter.resume(returning: message) }
     }
 }
 
