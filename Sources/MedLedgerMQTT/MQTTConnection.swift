@@ -139,6 +139,7 @@ final class MQTTConnection: @unchecked Sendable {
             throw error
         }
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        releaseWakeupPair()
         inbox.onSpace = { [weak self] in
             guard let self else { return }
             self.loop.execute { [self] in self.resumeReading() }
@@ -193,6 +194,43 @@ final class MQTTConnection: @unchecked Sendable {
         mosquitto_unsubscribe_v5_callback_set(mosq) { _, obj, mid, _ in
             MQTTConnection.from(obj).didUnsubscribe(mid: mid)
         }
+    }
+
+    /// Closes the socket pair libmosquitto 2.0 makes for every handle (in `mosquitto_new` and
+    /// again on every connect). It only serves to wake `select` in libmosquitto's own loops,
+    /// which this client does not use, and it would triple the descriptors of a connection:
+    /// 10,000 devices would need 30,000 where the machine allows 20,000. The pair's two
+    /// descriptors are the `int`s after the socket at the start of `struct mosquitto` in 2.0;
+    /// they are closed only when libmosquitto is 2.0.x, the first field is the handle's socket
+    /// and both are AF_UNIX stream sockets, and are then marked invalid (-1), which libmosquitto
+    /// checks before each use.
+    private func releaseWakeupPair() {
+        guard MQTTLibrary.releasesWakeupPairs else { return }
+        let base = UnsafeMutableRawPointer(mosq)
+        let socket = base.load(fromByteOffset: 0, as: Int32.self)
+        let reader = base.load(fromByteOffset: 4, as: Int32.self)
+        let writer = base.load(fromByteOffset: 8, as: Int32.self)
+        guard reader >= 0 || writer >= 0 else { return }
+        guard socket == mosquitto_socket(mosq), reader >= 0, writer >= 0, reader != writer, reader != socket,
+            writer != socket, Self.isUnixStreamSocket(reader), Self.isUnixStreamSocket(writer)
+        else {
+            logger.debug("libmosquitto's wake-up socket pair is not where 2.0 keeps it; leaving it open")
+            return
+        }
+        close(reader)
+        close(writer)
+        base.storeBytes(of: Int32(-1), toByteOffset: 4, as: Int32.self)
+        base.storeBytes(of: Int32(-1), toByteOffset: 8, as: Int32.self)
+    }
+
+    private static func isUnixStreamSocket(_ fd: Int32) -> Bool {
+        var domain: Int32 = 0
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 else { return false }
+        length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else { return false }
+        return domain == AF_UNIX && type == Int32(SOCK_STREAM.rawValue)
     }
 
     private static func from(_ obj: UnsafeMutableRawPointer?) -> MQTTConnection {
@@ -272,6 +310,7 @@ final class MQTTConnection: @unchecked Sendable {
             rc = mosquitto_connect_bind_async(
                 mosq, endpoint.host, Int32(endpoint.port), Int32(configuration.keepAlive), nil)
         }
+        releaseWakeupPair()
         if rc != MOSQ_ERR_SUCCESS.rawValue {
             failed(MQTTError.mosquitto(rc, "connecting to \(endpoint)"), duringConnect: true)
             return
@@ -442,6 +481,13 @@ final class MQTTConnection: @unchecked Sendable {
         }
     }
 
+    private var hasLiveSocket: Bool {
+        switch phase {
+        case .connecting, .connected, .disconnecting: return true
+        case .idle, .waiting, .closed: return false
+        }
+    }
+
     private var isDisconnectingOrConnecting: Bool {
         switch phase {
         case .disconnecting, .connecting: return true
@@ -560,7 +606,9 @@ final class MQTTConnection: @unchecked Sendable {
     func sync() {
         inbox.wake()
         let fd = mosquitto_socket(mosq)
-        if fd < 0 || parked {
+        // After a failure libmosquitto may keep a dead socket (a refused TLS connect) until the
+        // next connect replaces it; it must stay out of the epoll set.
+        if fd < 0 || parked || !hasLiveSocket {
             unregister()
             return
         }

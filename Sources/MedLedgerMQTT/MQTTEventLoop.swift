@@ -240,6 +240,15 @@ enum MQTTLibrary {
 
     static func initialize() { _ = done }
 
+    /// Whether the linked libmosquitto is a 2.0.x, whose handle layout `releaseWakeupPair` knows.
+    static let releasesWakeupPairs: Bool = {
+        var major: Int32 = 0
+        var minor: Int32 = 0
+        var revision: Int32 = 0
+        _ = mosquitto_lib_version(&major, &minor, &revision)
+        return major == 2 && minor == 0
+    }()
+
     /// The linked libmosquitto's version, `major.minor.revision`.
     static var version: String {
         var major: Int32 = 0

@@ -1,3 +1,4 @@
+import Foundation
 import MedLedgerBroker
 import MedLedgerMQTT
 import MedLedgerTestSupport
@@ -143,6 +144,11 @@ struct SessionTests {
     }
 }
 
+/// How many descriptors this process has open.
+func openDescriptors() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+}
+
 @Suite("Many connections on few threads")
 struct FleetTests {
     @Test("300 devices on one loop each publish a reading and get their own receipt")
@@ -159,6 +165,7 @@ struct FleetTests {
             defer { answering.cancel() }
             let fleet = try MQTTFleet(threads: 1, logger: testLogger)
             let count = 300
+            let descriptorsBefore = openDescriptors()
             var made: [MQTTClient] = []
             for index in 0..<count {
                 let id = "dev-\(index)-\(clientID("f"))"
@@ -176,6 +183,9 @@ struct FleetTests {
                 }
             }
             #expect(fleet.connectionCount == count)
+            // One descriptor per connection (libmosquitto's wake-up pair is closed), not three;
+            // the margin is for tests running beside this one.
+            #expect(openDescriptors() - descriptorsBefore < count * 2)
             let receipts = try await within(.seconds(60), "every receipt") {
                 try await withThrowingTaskGroup(of: Bool.self) { group in
                     for (index, device) in devices.enumerated() {

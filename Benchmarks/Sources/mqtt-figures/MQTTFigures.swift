@@ -63,10 +63,13 @@ struct MQTTFigures {
                         let run =
                             impl == "c"
                             ? try runBare(bin: bin, port: broker.port, qos: qos, options: options, round: round)
-                            : try await runSwift(port: broker.port, qos: qos, options: options, round: round, logger: logger)
+                            : try await runSwift(
+                                port: broker.port, qos: qos, options: options, round: round, logger: logger)
                         print(
                             "  round \(round + 1) QoS \(qos.rawValue) \(impl.padding(toLength: 5, withPad: " ", startingAt: 0)) "
-                                + String(format: "%9.0f msg/s  (%d of %d in %.3f s)", run.rate, run.received, run.count, run.seconds))
+                                + String(
+                                    format: "%9.0f msg/s  (%d of %d in %.3f s)", run.rate, run.received, run.count,
+                                    run.seconds))
                         if impl == "c" { bare.append(run) } else { swift.append(run) }
                     }
                 }
@@ -76,8 +79,10 @@ struct MQTTFigures {
                 let complete = swift.allSatisfy { $0.received == $0.count }
                 figures.append(
                     Figure(
-                        name: "QoS \(qos.rawValue) throughput, Swift client / plain libmosquitto (median of \(options.rounds))",
-                        value: ratio, unit: "x", target: ">= 0.90", pass: ratio >= 0.9 && (qos == .atMostOnce || complete),
+                        name:
+                            "QoS \(qos.rawValue) throughput, Swift client / plain libmosquitto (median of \(options.rounds))",
+                        value: ratio, unit: "x", target: ">= 0.90",
+                        pass: ratio >= 0.9 && (qos == .atMostOnce || complete),
                         details: [
                             "swiftMessagesPerSecond": swiftRate, "bareMessagesPerSecond": bareRate,
                             "swiftLost": Double(swift.reduce(0) { $0 + $1.count - $1.received }),
@@ -234,7 +239,8 @@ struct MQTTFigures {
     static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return 0 }
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     static func libmosquittoVersion() -> String {

@@ -34,7 +34,8 @@ struct MQTTFleetRun {
         guard port > 0, connections > 0, interval > 0, duration > 0, threads > 0 else { usage("bad arguments") }
         let limit = FileLimit.raise(to: connections * 3 + 1024)
         guard limit >= connections * 3 + 64 else {
-            usage("the open-file limit is \(limit); \(connections) connections need \(connections * 3 + 64) (ulimit -n)")
+            usage(
+                "the open-file limit is \(limit); \(connections) connections need \(connections * 3 + 64) (ulimit -n)")
         }
         var logger = Logger(label: "mqtt-fleet")
         logger.logLevel = .error
