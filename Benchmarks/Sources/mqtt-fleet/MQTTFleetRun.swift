@@ -32,10 +32,10 @@ struct MQTTFleetRun {
             }
         }
         guard port > 0, connections > 0, interval > 0, duration > 0, threads > 0 else { usage("bad arguments") }
-        let limit = FileLimit.raise(to: connections * 3 + 1024)
-        guard limit >= connections * 3 + 64 else {
-            usage(
-                "the open-file limit is \(limit); \(connections) connections need \(connections * 3 + 64) (ulimit -n)")
+        // One descriptor per connection (the client closes libmosquitto's unused wake-up pair).
+        let limit = FileLimit.raise(to: connections + 1024)
+        guard limit >= connections + 64 else {
+            usage("the open-file limit is \(limit); \(connections) connections need \(connections + 64) (ulimit -n)")
         }
         var logger = Logger(label: "mqtt-fleet")
         logger.logLevel = .error
