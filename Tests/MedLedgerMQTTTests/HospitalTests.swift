@@ -96,6 +96,25 @@ struct HospitalTests {
         }
     }
 
+    @Test("a client that insists on TLS 1.3 connects")
+    func tls13() async throws {
+        let hospital = try HospitalFixture()
+        defer { hospital.remove() }
+        let broker = try await hospital.start()
+        do {
+            var configuration = hospital.configuration(broker, identity: "manager-1")
+            configuration.tls?.minimumVersion = .tls13
+            let client = try MQTTClient(configuration: configuration, logger: testLogger)
+            try await within(.seconds(10), "connect") { try await client.connect() }
+            try await client.subscribe(hospital.topic("readings", "+"), qos: .atLeastOnce)
+            #expect(client.state == .connected)
+            await broker.stop()
+        } catch {
+            await broker.stop()
+            throw error
+        }
+    }
+
     @Test("a wrong password is refused as not authorized")
     func wrongPassword() async throws {
         let hospital = try HospitalFixture(authentication: .password)

@@ -130,3 +130,58 @@ struct PublishSubscribeTests {
         }
     }
 }
+
+@Suite("Smaller parts of the client")
+struct ClientPartsTests {
+    @Test("after unsubscribe nothing more arrives on the filter")
+    func unsubscribe() async throws {
+        try await withDevBroker { broker in
+            let subscriber = try await connectedClient(broker, "unsub")
+            let publisher = try await connectedClient(broker, "unsub-pub")
+            try await subscriber.subscribe([MQTTSubscription("a/#"), MQTTSubscription("marker")])
+            try await publisher.publish(topic: "a/1", payload: [1])
+            _ = try await collect(subscriber, "the first message") { $0.count == 1 }
+            try await subscriber.unsubscribe(["a/#"])
+            try await publisher.publish(topic: "a/2", payload: [2])
+            try await publisher.publish(topic: "marker", payload: [3])
+            let after = try await collect(subscriber, "the marker") { $0.last?.topic == "marker" }
+            #expect(after.map(\.topic) == ["marker"])
+        }
+    }
+
+    @Test("reconnect delays grow from the minimum to the maximum, shortened by at most the jitter")
+    func reconnectDelays() {
+        let policy = MQTTReconnectPolicy(minimumDelay: .milliseconds(100), maximumDelay: .seconds(5), jitter: 0.25)
+        #expect(policy.delay(attempt: 0, random: 0) == .milliseconds(100))
+        #expect(policy.delay(attempt: 3, random: 0) == .milliseconds(800))
+        #expect(policy.delay(attempt: 10, random: 0) == .seconds(5))
+        #expect(policy.delay(attempt: 40, random: 0) == .seconds(5))
+        #expect(policy.delay(attempt: 3, random: 0.999) > .milliseconds(600))
+        #expect(policy.delay(attempt: 3, random: 0.999) < .milliseconds(601))
+        #expect(MQTTReconnectPolicy(jitter: 7).jitter == 1)
+    }
+
+    @Test("configurations libmosquitto would refuse are refused up front, naming the field")
+    func invalidConfigurations() {
+        var configuration = MQTTConfiguration(clientID: "x")
+        configuration.keepAlive = 1
+        #expect(throws: MQTTError.self) { try configuration.validate() }
+        configuration = MQTTConfiguration(clientID: "")
+        #expect(throws: MQTTError.self) { try configuration.validate() }
+        configuration = MQTTConfiguration(clientID: "x", password: "p")
+        #expect(throws: MQTTError.self) { try configuration.validate() }
+        configuration = MQTTConfiguration(clientID: "x", tls: MQTTTLSOptions(caFile: "ca", certificateFile: "c"))
+        #expect(throws: MQTTError.self) { try configuration.validate() }
+        configuration = MQTTConfiguration(endpoints: [], clientID: "x")
+        #expect(throws: MQTTError.self) { try configuration.validate() }
+        do {
+            _ = try MQTTClient(
+                configuration: MQTTConfiguration(
+                    clientID: "x", tls: MQTTTLSOptions(caFile: "/nonexistent/ca.crt")), logger: testLogger)
+            Issue.record("a missing CA file was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument || error.code == .tls)
+            #expect(error.mosquittoCode != nil)
+        }
+    }
+}
