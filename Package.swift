@@ -16,15 +16,19 @@ let package = Package(
     products: [
         .library(name: "MedLedgerCore", targets: ["MedLedgerCore"]),
         .library(name: "MedLedgerStore", targets: ["MedLedgerStore"]),
+        .library(name: "MedLedgerMQTT", targets: ["MedLedgerMQTT"]),
+        .library(name: "MedLedgerBroker", targets: ["MedLedgerBroker"]),
         .executable(name: "medledger", targets: ["medledger"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(
             name: "MedLedgerCore",
             dependencies: [
@@ -38,11 +42,26 @@ let package = Package(
             dependencies: ["MedLedgerCore", "CSQLite"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "MedLedgerMQTT",
+            dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerBroker",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "medledger",
             dependencies: [
                 "MedLedgerCore",
                 "MedLedgerStore",
+                "MedLedgerBroker",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -77,6 +96,14 @@ let package = Package(
         .testTarget(
             name: "FirmwareDeviceTests",
             dependencies: ["MedLedgerCore", "MedLedgerTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerMQTTTests",
+            dependencies: [
+                "MedLedgerMQTT", "MedLedgerBroker", "MedLedgerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
