@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "MedLedgerCore", targets: ["MedLedgerCore"]),
         .library(name: "MedLedgerStore", targets: ["MedLedgerStore"]),
+        .library(name: "MedLedgerConsensus", targets: ["MedLedgerConsensus"]),
         .executable(name: "medledger", targets: ["medledger"]),
     ],
     dependencies: [
@@ -36,6 +37,11 @@ let package = Package(
         .target(
             name: "MedLedgerStore",
             dependencies: ["MedLedgerCore", "CSQLite"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerConsensus",
+            dependencies: ["MedLedgerCore"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -61,6 +67,11 @@ let package = Package(
         .testTarget(
             name: "MedLedgerStoreTests",
             dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "CSQLite"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerConsensusTests",
+            dependencies: ["MedLedgerConsensus", "MedLedgerCore", "MedLedgerTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
