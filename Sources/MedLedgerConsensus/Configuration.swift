@@ -70,16 +70,20 @@ public struct ConsensusLimits: Hashable, Sendable {
     public var futureRounds: Int
     /// Rounds above the current one for which a proposal is kept.
     public var futureProposalRounds: UInt64
+    /// Votes of one validator for other values than its first, kept per round and step (an
+    /// equivocator's votes count toward each value, as in the paper).
+    public var conflictingVotes: Int
 
     /// Makes limits.
     public init(
         futureHeights: UInt64 = 2, bufferedPerSender: Int = 16, futureRounds: Int = 4,
-        futureProposalRounds: UInt64 = 4
+        futureProposalRounds: UInt64 = 4, conflictingVotes: Int = 3
     ) {
         self.futureHeights = futureHeights
         self.bufferedPerSender = bufferedPerSender
         self.futureRounds = futureRounds
         self.futureProposalRounds = futureProposalRounds
+        self.conflictingVotes = conflictingVotes
     }
 }
 

@@ -41,7 +41,9 @@ public struct ConsensusMachine: Sendable {
     public private(set) var validValue: ProposalValue?
 
     private var votes: [UInt64: RoundVotes] = [:]
-    private var proposals: [UInt64: Proposal] = [:]
+    /// Per round, the proposals of its proposer: the first, and (from an equivocating proposer) a
+    /// few others, since any of them may be the one with a polka.
+    private var proposals: [UInt64: [Proposal]] = [:]
     private var values: [Hash256: ProposalValue] = [:]
     private var digestsByID: [Hash256: [Hash256]] = [:]
     private var validity: [Hash256: Bool] = [:]
@@ -51,6 +53,7 @@ public struct ConsensusMachine: Sendable {
     private var prevoteTimeoutRounds: Set<UInt64> = []
     private var precommitTimeoutRounds: Set<UInt64> = []
     private var polkaRounds: Set<UInt64> = []
+    private var relayedLocks: Set<UInt64> = []
     private var commitQuorums: [(round: UInt64, id: Hash256)] = []
     private var reportedEvidence: Set<EvidenceKey> = []
     private var awaitingValue: UInt64?
@@ -72,8 +75,12 @@ public struct ConsensusMachine: Sendable {
     }
 
     private enum PrevoteChoice {
+        /// For the value's check or the polka of its valid round.
         case wait
+        /// For the value, or nil.
         case vote(Hash256?)
+        /// Nil, because of the lock.
+        case lockedOut
     }
 
     /// Makes a machine, fresh or from the state it persisted before a restart.
@@ -147,6 +154,17 @@ public struct ConsensusMachine: Sendable {
                     "a persisted proposal is not this manager's, not at height \(state.height), or repeats")
             }
         }
+        if let polka = state.polka {
+            let proposal = polka.proposal
+            guard proposal.channel == configuration.channel, proposal.height == state.height,
+                proposal.proposer >= 0, proposal.proposer < configuration.managerCount,
+                polka.prevotes.allSatisfy({
+                    $0.channel == configuration.channel && $0.height == state.height && $0.round == proposal.round
+                        && $0.step == .prevote && $0.blockHash == proposal.value.id && $0.validator >= 0
+                        && $0.validator < configuration.validatorCount
+                })
+            else { throw ConsensusError(.invalidState, "the persisted polka is not one of height \(state.height)") }
+        }
     }
 
     // MARK: - Input
@@ -216,6 +234,7 @@ public struct ConsensusMachine: Sendable {
         prevoteTimeoutRounds = []
         precommitTimeoutRounds = []
         polkaRounds = []
+        relayedLocks = []
         commitQuorums = []
         reportedEvidence = []
         awaitingValue = nil
@@ -260,15 +279,22 @@ public struct ConsensusMachine: Sendable {
             ownVotes.append(vote)
         }
         for proposal in state.proposals {
-            proposals[proposal.round] = proposal
+            proposals[proposal.round, default: []].append(proposal)
             store(proposal.value)
             ownProposals.append(proposal)
         }
+        if let polka = state.polka {
+            if !(proposals[polka.proposal.round] ?? []).contains(where: { $0.sameContent(as: polka.proposal) }) {
+                proposals[polka.proposal.round, default: []].append(polka.proposal)
+            }
+            store(polka.proposal.value)
+            for vote in polka.prevotes { admit(vote, verified: true) }
+        }
         startRound(state.round)
         if let index = role.validatorIndex, let own = votes[round] {
-            if own.vote(index, .precommit) != nil {
+            if own.precommits.first(index) != nil {
                 step = .precommit
-            } else if own.vote(index, .prevote) != nil {
+            } else if own.prevotes.first(index) != nil {
                 step = .prevote
             }
         }
@@ -320,23 +346,32 @@ public struct ConsensusMachine: Sendable {
     /// Lines 22–48 for the current round; returns whether the step or lock changed.
     private mutating func applyStepRules() -> Bool {
         let current = votes[round] ?? RoundVotes()
-        let proposal = proposals[round]
 
-        // Lines 22 and 28: prevote on the round's proposal.
-        if step == .propose, canVote, let proposal {
-            if case .vote(let choice) = prevoteChoice(for: proposal) {
+        // Lines 22 and 28: prevote on the round's (first) proposal.
+        if step == .propose, canVote, let proposal = proposals[round]?.first {
+            switch prevoteChoice(for: proposal) {
+            case .wait:
+                break
+            case .vote(let choice):
                 castVote(.prevote, choice)
+                step = .prevote
+                return true
+            case .lockedOut:
+                relayLock()
+                castVote(.prevote, nil)
                 step = .prevote
                 return true
             }
         }
         // Line 34: 2f+1 prevotes of any kind start the prevote timeout.
-        if step == .prevote, current.prevoteTally.total >= quorum, !prevoteTimeoutRounds.contains(round) {
+        if step == .prevote, current.prevotes.total >= quorum, !prevoteTimeoutRounds.contains(round) {
             prevoteTimeoutRounds.insert(round)
             if canVote { schedule(.prevote, round: round) }
         }
         // Line 36: a polka for the round's proposal locks (when prevoted) and sets the valid value.
-        if let proposal, !polkaRounds.contains(round), current.prevoteTally.count(proposal.value.id) >= quorum {
+        if !polkaRounds.contains(round),
+            let proposal = proposals[round]?.first(where: { current.prevotes.count($0.value.id) >= quorum })
+        {
             if canVote {
                 if step == .precommit {
                     // Too late to lock; a validator never proposes, so its valid value does not matter.
@@ -356,13 +391,13 @@ public struct ConsensusMachine: Sendable {
             }
         }
         // Line 44: a polka for nil precommits nil.
-        if step == .prevote, canVote, current.prevoteTally.nilCount >= quorum {
+        if step == .prevote, canVote, current.prevotes.count(nil) >= quorum {
             castVote(.precommit, nil)
             step = .precommit
             return true
         }
         // Line 47: 2f+1 precommits of any kind start the precommit timeout.
-        if current.precommitTally.total >= quorum, !precommitTimeoutRounds.contains(round) {
+        if current.precommits.total >= quorum, !precommitTimeoutRounds.contains(round) {
             precommitTimeoutRounds.insert(round)
             schedule(.precommit, round: round)
         }
@@ -374,14 +409,26 @@ public struct ConsensusMachine: Sendable {
         let id = proposal.value.id
         let lockAllows: Bool
         if let validRound = proposal.validRound {
-            guard validRound < round, (votes[validRound]?.prevoteTally.count(id) ?? 0) >= quorum else { return .wait }
+            guard validRound < round, (votes[validRound]?.prevotes.count(id) ?? 0) >= quorum else { return .wait }
             lockAllows = (lockedRound.map { $0 <= validRound } ?? true) || lockedBlockHash == id
         } else {
             lockAllows = lockedRound == nil || lockedBlockHash == id
         }
-        guard lockAllows else { return .vote(nil) }
+        guard lockAllows else { return .lockedOut }
         guard let valid = validity(of: proposal.value) else { return .wait }
         return .vote(valid ? id : nil)
+    }
+
+    /// A proposal ignores this validator's lock (another value, no valid round at or above the
+    /// lock's): the proposer has not seen the lock's polka, maybe because an equivocator showed it
+    /// another vote. Send the lock's proposal and prevotes, once per round, so that the managers
+    /// learn the valid value and re-propose it.
+    private mutating func relayLock() {
+        guard let lockedRound, let lockedBlockHash, relayedLocks.insert(round).inserted,
+            let polka = polka(round: lockedRound, id: lockedBlockHash)
+        else { return }
+        effects.append(.broadcastProposal(polka.proposal))
+        for vote in polka.prevotes { effects.append(.broadcastVote(vote)) }
     }
 
     /// The validity of a value, asking the shell to check it the first time.
@@ -398,8 +445,8 @@ public struct ConsensusMachine: Sendable {
     /// polka it has seen, when that round is above its valid round.
     private mutating func considerValidValue(round polkaRound: UInt64) {
         guard !canVote, polkaRound <= round, validRound.map({ polkaRound > $0 }) ?? true,
-            let proposal = proposals[polkaRound],
-            (votes[polkaRound]?.prevoteTally.count(proposal.value.id) ?? 0) >= quorum
+            let roundVotes = votes[polkaRound],
+            let proposal = proposals[polkaRound]?.first(where: { roundVotes.prevotes.count($0.value.id) >= quorum })
         else { return }
         setValid(proposal.value, round: polkaRound)
     }
@@ -414,7 +461,7 @@ public struct ConsensusMachine: Sendable {
     private mutating func decideIfPossible() -> Bool {
         for quorumRound in commitQuorums {
             guard let roundVotes = votes[quorumRound.round],
-                roundVotes.precommitTally.count(quorumRound.id) >= quorum
+                roundVotes.precommits.count(quorumRound.id) >= quorum
             else { continue }
             guard let value = knownValue(quorumRound.id) else {
                 reportBehind(height + 1)
@@ -454,19 +501,36 @@ public struct ConsensusMachine: Sendable {
 
     private mutating func persist() {
         let isManager = role.managerIndex != nil
+        let polka: Polka?
+        if isManager {
+            polka = validRound.flatMap { self.polka(round: $0, id: validValue?.id) }
+        } else {
+            polka = lockedRound.flatMap { self.polka(round: $0, id: lockedBlockHash) }
+        }
         effects.append(
             .persist(
                 PersistedConsensusState(
                     height: height, round: round, lockedRound: lockedRound, lockedBlockHash: lockedBlockHash,
                     validRound: isManager ? validRound : nil, validValue: isManager ? validValue : nil,
-                    votes: ownVotes, proposals: ownProposals)))
+                    votes: ownVotes, proposals: ownProposals, polka: polka)))
+    }
+
+    /// The proposal of a round and its prevotes for a block, if the machine holds them.
+    private func polka(round polkaRound: UInt64, id: Hash256?) -> Polka? {
+        guard let id, let proposal = proposals[polkaRound]?.first(where: { $0.value.id == id }) else { return nil }
+        return Polka(proposal: proposal, prevotes: votes[polkaRound]?.prevotes.votes(for: id) ?? [])
+    }
+
+    /// Sends the prevotes of a polka (after a re-proposal, or to a proposer that ignores a lock).
+    private mutating func sendPrevotes(round polkaRound: UInt64, id: Hash256) {
+        for vote in votes[polkaRound]?.prevotes.votes(for: id) ?? [] { effects.append(.broadcastVote(vote)) }
     }
 
     /// Signs and sends a vote, unless this node already voted in this round and step (then it
     /// sends that vote again: a node never signs two votes for one height, round and step).
     private mutating func castVote(_ voteStep: VoteStep, _ blockHash: Hash256?) {
         guard canVote, case .validator(let index, let signer) = role else { return }
-        if let existing = votes[round]?.vote(index, voteStep) {
+        if let existing = votes[round]?[voteStep].first(index) {
             effects.append(.broadcastVote(existing))
             return
         }
@@ -496,11 +560,13 @@ public struct ConsensusMachine: Sendable {
             diagnose(.signingFailed, "signing the proposal of height \(height) round \(round) failed: \(error)")
             return
         }
-        proposals[round] = proposal
+        proposals[round, default: []].append(proposal)
         store(value)
         ownProposals.append(proposal)
         persist()
         effects.append(.broadcastProposal(proposal))
+        // A re-proposal carries its polka, so that every validator can check line 28 at once.
+        if let validRound { sendPrevotes(round: validRound, id: value.id) }
     }
 
     private mutating func record(_ vote: Vote) {
@@ -536,6 +602,7 @@ public struct ConsensusMachine: Sendable {
             for vote in ownVotes { effects.append(.broadcastVote(vote)) }
             for proposal in ownProposals where proposal.round + 1 >= round {
                 effects.append(.broadcastProposal(proposal))
+                if let validRound = proposal.validRound { sendPrevotes(round: validRound, id: proposal.value.id) }
             }
             retransmitTick += 1
             schedule(.retransmit, round: retransmitTick)
@@ -690,17 +757,8 @@ public struct ConsensusMachine: Sendable {
 
     /// Takes a proposal of the current height (its signature checked unless `verified`).
     private mutating func admit(_ proposal: Proposal, verified: Bool) {
-        if let existing = proposals[proposal.round] {
-            guard !existing.sameContent(as: proposal) else { return }
-            guard verified || isValidSignature(proposal) else {
-                diagnose(.badSignature, "a proposal for height \(height) round \(proposal.round)")
-                return
-            }
-            reportEvidence(
-                .conflictingProposals(existing, proposal),
-                key: EvidenceKey(sender: proposal.proposer, round: proposal.round, step: 0))
-            return
-        }
+        var list = proposals[proposal.round] ?? []
+        guard !list.contains(where: { $0.sameContent(as: proposal) }) else { return }
         guard proposal.round <= round || proposal.round - round <= configuration.limits.futureProposalRounds else {
             return
         }
@@ -708,22 +766,41 @@ public struct ConsensusMachine: Sendable {
             diagnose(.badSignature, "a proposal for height \(height) round \(proposal.round)")
             return
         }
-        proposals[proposal.round] = proposal
+        if let first = list.first {
+            reportEvidence(
+                .conflictingProposals(first, proposal),
+                key: EvidenceKey(sender: proposal.proposer, round: proposal.round, step: 0))
+            // An equivocating proposer's other proposals: keep a few, and make room for one that
+            // f+1 validators prevoted (some correct one did) in place of one nobody correct did.
+            if list.count > configuration.limits.conflictingVotes {
+                let prevotes = votes[proposal.round]?.prevotes ?? StepVotes()
+                let f = configuration.faultTolerance
+                let supported = { (candidate: Proposal) in prevotes.count(candidate.value.id) > f }
+                guard supported(proposal), let victim = list.indices.dropFirst().first(where: { !supported(list[$0]) })
+                else { return }
+                list.remove(at: victim)
+            }
+        }
+        list.append(proposal)
+        proposals[proposal.round] = list
         store(proposal.value)
         if proposal.round < round { considerValidValue(round: proposal.round) }
     }
 
     /// Takes a vote of the current height (its signature checked unless `verified`).
     private mutating func admit(_ vote: Vote, verified: Bool) {
-        if let existing = votes[vote.round]?.vote(vote.validator, vote.step) {
-            guard existing.blockHash != vote.blockHash else { return }
+        let slot = votes[vote.round]?[vote.step]
+        if let first = slot?.first(vote.validator) {
+            guard slot?.contains(vote.validator, vote.blockHash) == false else { return }
             guard verified || isValidSignature(vote) else {
                 diagnose(.badSignature, "a vote of validator \(vote.validator) for height \(height)")
                 return
             }
             reportEvidence(
-                .conflictingVotes(existing, vote),
+                .conflictingVotes(first, vote),
                 key: EvidenceKey(sender: vote.validator, round: vote.round, step: UInt8(vote.step.rawValue)))
+            admitConflicting(vote)
+            if vote.step == .prevote, vote.round < round { considerValidValue(round: vote.round) }
             return
         }
         guard verified || isValidSignature(vote) else {
@@ -744,6 +821,26 @@ public struct ConsensusMachine: Sendable {
         }
         record(vote)
         if vote.step == .prevote, vote.round < round { considerValidValue(round: vote.round) }
+    }
+
+    /// Counts an equivocator's vote for another value too (the paper counts every message), keeping
+    /// at most `conflictingVotes` of them per slot: one for a value with a known proposal displaces
+    /// one for an unknown value first, so a flood of votes for made-up blocks can't hide a polka.
+    private mutating func admitConflicting(_ vote: Vote) {
+        guard let slot = votes[vote.round]?[vote.step] else { return }
+        let extras = slot.votes(of: vote.validator).dropFirst()
+        if extras.count >= configuration.limits.conflictingVotes {
+            let digests = digestsByID
+            let known = { (hash: Hash256?) in hash.map { digests[$0] != nil } ?? false }
+            if let victim = extras.first(where: { !known($0.blockHash) }) {
+                votes[vote.round]?[vote.step].remove(vote.validator, victim.blockHash)
+            } else if known(vote.blockHash), let oldest = extras.first {
+                votes[vote.round]?[vote.step].remove(vote.validator, oldest.blockHash)
+            } else {
+                return
+            }
+        }
+        record(vote)
     }
 
     /// Keeps a signed proposal for a coming height, within the limits.

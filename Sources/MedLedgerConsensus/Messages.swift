@@ -157,12 +157,14 @@ public struct Proposal: Hashable, Sendable {
         }
         let limits = CBORLimits(
             maxDepth: 2, maxInputBytes: maxBytes, maxItems: 32, maxStringBytes: maxBytes, maxCollectionCount: 16)
-        let map = try WireMap.decode(bytes, what: "proposal", limits: limits, required: Set(1...8))
+        let map = try WireMap.decode(bytes, what: "proposal", limits: limits, required: Self.keys)
         try self.init(map: map)
     }
 
+    private static let keys = Set<UInt64>(1...8)
+
     init(cbor: CBOR) throws(ConsensusError) {
-        try self.init(map: try WireMap(cbor, what: "proposal", required: Set(1...8)))
+        try self.init(map: try WireMap(cbor, what: "proposal", required: Self.keys))
     }
 
     private init(map: WireMap) throws(ConsensusError) {
@@ -250,11 +252,13 @@ public struct Vote: Hashable, Sendable {
         let limits = CBORLimits(
             maxDepth: 2, maxInputBytes: Self.maxEncodedBytes, maxItems: 32, maxStringBytes: Self.maxEncodedBytes,
             maxCollectionCount: 16)
-        try self.init(map: try WireMap.decode(bytes, what: "vote", limits: limits, required: Set(1...7)))
+        try self.init(map: try WireMap.decode(bytes, what: "vote", limits: limits, required: Self.keys))
     }
 
+    private static let keys = Set<UInt64>(1...7)
+
     init(cbor: CBOR) throws(ConsensusError) {
-        try self.init(map: try WireMap(cbor, what: "vote", required: Set(1...7)))
+        try self.init(map: try WireMap(cbor, what: "vote", required: Self.keys))
     }
 
     private init(map: WireMap) throws(ConsensusError) {

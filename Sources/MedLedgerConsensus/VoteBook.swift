@@ -34,45 +34,82 @@ struct Tally: Sendable {
     }
 }
 
-/// The votes of one round at the current height: at most one prevote and one precommit per
-/// validator (the first that arrived; a conflicting second one is evidence, not a vote).
+/// The votes of one step in one round. As in the paper, every signed message counts: a
+/// validator that equivocates counts once toward each value it voted for (quorum intersection
+/// keeps that safe with at most f of them), so no correct node misses a polka that another
+/// correct node saw. Its first vote stays first (it is the one certificates and evidence use);
+/// the conflicting ones are bounded by the machine.
+struct StepVotes: Sendable {
+    /// Per validator, its votes with distinct block hashes, in arrival order.
+    private(set) var slots: [Int: [Vote]] = [:]
+    private var tally = Tally()
+
+    /// The validators with any vote of this step.
+    var total: Int { slots.count }
+
+    func count(_ hash: Hash256?) -> Int { tally.count(hash) }
+
+    func first(_ validator: Int) -> Vote? { slots[validator]?.first }
+
+    func votes(of validator: Int) -> [Vote] { slots[validator] ?? [] }
+
+    func contains(_ validator: Int, _ hash: Hash256?) -> Bool {
+        slots[validator]?.contains { $0.blockHash == hash } ?? false
+    }
+
+    /// Adds a vote for a hash the validator has not voted for yet; returns the new count for it.
+    mutating func add(_ vote: Vote) -> Int {
+        slots[vote.validator, default: []].append(vote)
+        return tally.add(vote.blockHash)
+    }
+
+    mutating func remove(_ validator: Int, _ hash: Hash256?) {
+        guard var list = slots[validator], let index = list.firstIndex(where: { $0.blockHash == hash }) else { return }
+        list.remove(at: index)
+        tally.remove(hash)
+        slots[validator] = list.isEmpty ? nil : list
+    }
+
+    mutating func removeAll(_ validator: Int) {
+        for vote in slots.removeValue(forKey: validator) ?? [] { tally.remove(vote.blockHash) }
+    }
+
+    /// Every validator's vote for a hash, in validator order.
+    func votes(for hash: Hash256?) -> [Vote] {
+        slots.values.compactMap { list in list.first { $0.blockHash == hash } }.sorted { $0.validator < $1.validator }
+    }
+}
+
+/// The votes of one round at the current height.
 struct RoundVotes: Sendable {
-    private(set) var prevotes: [Int: Vote] = [:]
-    private(set) var precommits: [Int: Vote] = [:]
-    private(set) var prevoteTally = Tally()
-    private(set) var precommitTally = Tally()
+    var prevotes = StepVotes()
+    var precommits = StepVotes()
     /// The validators with any vote in this round.
     private(set) var senders: Set<Int> = []
 
-    func vote(_ validator: Int, _ step: VoteStep) -> Vote? {
-        step == .prevote ? prevotes[validator] : precommits[validator]
+    subscript(step: VoteStep) -> StepVotes {
+        get { step == .prevote ? prevotes : precommits }
+        set {
+            if step == .prevote { prevotes = newValue } else { precommits = newValue }
+        }
     }
 
-    /// Adds a vote whose slot is empty and returns the new count for what it names.
+    /// Adds a vote whose (validator, hash) is new in its step; returns the new count for its hash.
     mutating func add(_ vote: Vote) -> Int {
         senders.insert(vote.validator)
-        switch vote.step {
-        case .prevote:
-            prevotes[vote.validator] = vote
-            return prevoteTally.add(vote.blockHash)
-        case .precommit:
-            precommits[vote.validator] = vote
-            return precommitTally.add(vote.blockHash)
-        }
+        return self[vote.step].add(vote)
     }
 
     /// Drops a validator's votes of this round.
     mutating func removeAll(from validator: Int) {
-        if let vote = prevotes.removeValue(forKey: validator) { prevoteTally.remove(vote.blockHash) }
-        if let vote = precommits.removeValue(forKey: validator) { precommitTally.remove(vote.blockHash) }
+        prevotes.removeAll(validator)
+        precommits.removeAll(validator)
         senders.remove(validator)
     }
 
     /// The precommits for a block, in validator order, as certificate entries.
     func precommitSignatures(for hash: Hash256) -> [ValidatorSignature] {
-        precommits.values.filter { $0.blockHash == hash }.sorted { $0.validator < $1.validator }.map {
-            ValidatorSignature(validator: $0.validator, signature: $0.signature)
-        }
+        precommits.votes(for: hash).map { ValidatorSignature(validator: $0.validator, signature: $0.signature) }
     }
 }
 

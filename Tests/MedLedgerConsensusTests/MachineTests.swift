@@ -79,9 +79,14 @@ struct MachineTests {
         #expect(machine.round == 1)
         #expect(next.timeouts.map(\.1) == [1500])
         let effects = machine.handle(.proposal(council.proposal(height: 1, round: 1, value: b)))
-        // Locked on a: no need to check b at all.
+        // Locked on a: no need to check b at all. The proposer ignored the lock, so the validator
+        // sends the lock's proposal and polka again (once per round) before its nil prevote.
         #expect(effects.validations.isEmpty)
-        #expect(effects.votes == [council.vote(0, .prevote, height: 1, round: 1, nil)])
+        #expect(effects.proposals == [council.proposal(height: 1, round: 0, value: a)])
+        #expect(
+            effects.votes == [0, 1, 2].map { council.vote($0, .prevote, height: 1, round: 0, a.id) } + [
+                council.vote(0, .prevote, height: 1, round: 1, nil)
+            ])
         #expect(machine.lockedBlockHash == a.id)
     }
 
@@ -288,7 +293,10 @@ struct MachineTests {
         _ = restarted.handle(.vote(council.vote(2, .precommit, height: 1, round: 0, nil)))
         _ = restarted.handle(.timeout(ConsensusTimeout(.precommit, height: 1, round: 0)))
         let round1 = restarted.handle(.proposal(council.proposal(height: 1, round: 1, value: b)))
-        #expect(round1.votes == [council.vote(0, .prevote, height: 1, round: 1, nil)])
+        #expect(round1.votes.last == council.vote(0, .prevote, height: 1, round: 1, nil))
+        // The polka of the lock was persisted with it, so the restarted node can still relay it.
+        #expect(round1.proposals == [council.proposal(height: 1, round: 0, value: a)])
+        #expect(round1.votes.dropLast().map(\.validator) == [0, 1, 2])
     }
 
     @Test func aRestoredValidatorDoesNotVoteBelowItsPersistedHeight() {
@@ -335,13 +343,13 @@ struct MachineTests {
         #expect(evidence.verify(channel: "ward-7", verifier: council.verifier))
         #expect(try Evidence(decoding: evidence.encoded()) == evidence)
         #expect(machine.handle(.vote(council.vote(1, .prevote, height: 1, round: 0, nil))).evidence.isEmpty)
-        // The second vote did not count: two more prevotes for b make no polka.
+        // As in the paper, every signed message counts: validator 1's vote for b makes a polka
+        // with validator 2's and this node's, so nobody misses a polka another correct node saw.
         _ = machine.handle(.proposal(council.proposal(height: 1, round: 0, value: b)))
         _ = machine.handle(.validated(b.digest, valid: true))
-        _ = machine.handle(.vote(council.vote(2, .prevote, height: 1, round: 0, b.id)))
         #expect(machine.step == .prevote)
-        _ = machine.handle(.vote(council.vote(3, .prevote, height: 1, round: 0, b.id)))
-        #expect(machine.step == .precommit)
+        _ = machine.handle(.vote(council.vote(2, .prevote, height: 1, round: 0, b.id)))
+        #expect(machine.step == .precommit && machine.lockedBlockHash == b.id)
 
         // Two proposals of one manager for one round.
         var other = council.validator(2)
@@ -350,6 +358,22 @@ struct MachineTests {
         let proposals = other.handle(.proposal(council.proposal(height: 1, round: 0, value: b))).evidence
         #expect(proposals.count == 1)
         #expect(proposals.first?.verify(channel: "ward-7", verifier: council.verifier) == true)
+    }
+
+    @Test func aFloodOfVotesForMadeUpBlocksCannotHideAVoteForAProposedOne() {
+        var machine = council.validator(0)
+        _ = machine.handle(.startHeight(1))
+        _ = machine.handle(.vote(council.vote(1, .prevote, height: 1, round: 0, nil)))
+        for label in 0..<20 {
+            let phantom = testValue(height: 1, label: "phantom-\(label)").id
+            _ = machine.handle(.vote(council.vote(1, .prevote, height: 1, round: 0, phantom)))
+        }
+        _ = machine.handle(.proposal(council.proposal(height: 1, round: 0, value: b)))
+        _ = machine.handle(.validated(b.digest, valid: true))
+        _ = machine.handle(.vote(council.vote(1, .prevote, height: 1, round: 0, b.id)))
+        #expect(machine.step == .prevote)
+        _ = machine.handle(.vote(council.vote(2, .prevote, height: 1, round: 0, b.id)))
+        #expect(machine.step == .precommit && machine.lockedBlockHash == b.id)
     }
 
     @Test func aValidCertificateForTheHeightDecidesAtOnce() throws {
