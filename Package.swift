@@ -71,7 +71,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MedLedgerConsensusTests",
-            dependencies: ["MedLedgerConsensus", "MedLedgerCore", "MedLedgerTestSupport"],
+            dependencies: ["MedLedgerConsensus", "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

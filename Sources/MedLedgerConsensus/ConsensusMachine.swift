@@ -267,6 +267,7 @@ public struct ConsensusMachine: Sendable {
 
     /// Resumes a height from the persisted state: lock, valid value, own messages, round.
     private mutating func resume(_ state: PersistedConsensusState) {
+        round = state.round
         lockedRound = state.lockedRound
         lockedBlockHash = state.lockedBlockHash
         if let value = state.validValue, let validRound = state.validRound {
