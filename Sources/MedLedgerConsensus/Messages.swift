@@ -109,7 +109,8 @@ public struct Proposal: Hashable, Sendable {
     ) -> [UInt8] {
         CBOR.array([
             .text("medledger/v1/proposal"), .text(channel), .unsigned(height), .unsigned(round),
-            validRound.map(CBOR.unsigned) ?? .null, .unsigned(UInt64(proposer)), .bytes(value.id.bytes),
+            validRound.map(CBOR.unsigned) ?? .null, .unsigned(UInt64(truncatingIfNeeded: proposer)),
+            .bytes(value.id.bytes),
             .bytes(value.bodyHash.bytes),
         ]).encoded()
     }
@@ -126,7 +127,7 @@ public struct Proposal: Hashable, Sendable {
             CBORMapEntry(2, .unsigned(height)),
             CBORMapEntry(3, .unsigned(round)),
             CBORMapEntry(4, validRound.map(CBOR.unsigned) ?? .null),
-            CBORMapEntry(5, .unsigned(UInt64(proposer))),
+            CBORMapEntry(5, .unsigned(UInt64(truncatingIfNeeded: proposer))),
             CBORMapEntry(6, .bytes(value.header)),
             CBORMapEntry(7, .bytes(value.body)),
             CBORMapEntry(8, .bytes(signature)),
@@ -233,7 +234,7 @@ public struct Vote: Hashable, Sendable {
             CBORMapEntry(3, .unsigned(round)),
             CBORMapEntry(4, .unsigned(step.rawValue)),
             CBORMapEntry(5, blockHash.map { .bytes($0.bytes) } ?? .null),
-            CBORMapEntry(6, .unsigned(UInt64(validator))),
+            CBORMapEntry(6, .unsigned(UInt64(truncatingIfNeeded: validator))),
             CBORMapEntry(7, .bytes(signature)),
         ])
     }
