@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "MedLedgerStore", targets: ["MedLedgerStore"]),
         .library(name: "MedLedgerMQTT", targets: ["MedLedgerMQTT"]),
         .library(name: "MedLedgerBroker", targets: ["MedLedgerBroker"]),
+        .library(name: "MedLedgerConsensus", targets: ["MedLedgerConsensus"]),
         .executable(name: "medledger", targets: ["medledger"]),
     ],
     dependencies: [
@@ -53,6 +54,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerConsensus",
+            dependencies: ["MedLedgerCore"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -104,6 +110,11 @@ let package = Package(
                 "MedLedgerMQTT", "MedLedgerBroker", "MedLedgerTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerConsensusTests",
+            dependencies: ["MedLedgerConsensus", "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
