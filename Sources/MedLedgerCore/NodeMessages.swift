@@ -2,7 +2,8 @@
 /// certificate. It is what `medledger/v1/{channel}/commits` carries (retained) and what a sync
 /// response holds, so any replica can check and apply it from the genesis alone.
 ///
-/// Encoded `{1: header (CBOR bytes), 2: compressed body, 3: certificate (CBOR bytes)}`.
+/// Encoded `{1: header (CBOR bytes), 2: certificate (CBOR bytes), 3: compressed body}`: the commit
+/// announcement of docs/CONSENSUS.md with the body added.
 public struct CommittedBlock: Hashable, Sendable {
     /// The header.
     public var header: BlockHeader
@@ -22,8 +23,8 @@ public struct CommittedBlock: Hashable, Sendable {
     public func encoded() -> [UInt8] {
         CBOR.map([
             CBORMapEntry(.unsigned(1), .bytes(header.encoded())),
-            CBORMapEntry(.unsigned(2), .bytes(compressedBody)),
-            CBORMapEntry(.unsigned(3), .bytes(certificate.encoded())),
+            CBORMapEntry(.unsigned(2), .bytes(certificate.encoded())),
+            CBORMapEntry(.unsigned(3), .bytes(compressedBody)),
         ]).encoded()
     }
 
@@ -40,9 +41,9 @@ public struct CommittedBlock: Hashable, Sendable {
         let map = try LedgerFormatError.decodeDeterministic(
             bytes, what: "committed block",
             limits: CBORLimits(maxDepth: 2, maxInputBytes: size, maxItems: 8, maxStringBytes: size))
-        guard let header = map[intKey: 1]?.bytesValue, let body = map[intKey: 2]?.bytesValue,
-            let certificate = map[intKey: 3]?.bytesValue, map.mapValue?.count == 3
-        else { throw LedgerFormatError("a committed block is {1: header, 2: body, 3: certificate}") }
+        guard let header = map[intKey: 1]?.bytesValue, let certificate = map[intKey: 2]?.bytesValue,
+            let body = map[intKey: 3]?.bytesValue, map.mapValue?.count == 3
+        else { throw LedgerFormatError("a committed block is {1: header, 2: certificate, 3: body}") }
         self.init(
             header: try BlockHeader(decoding: header), compressedBody: body,
             certificate: try CommitCertificate(decoding: certificate))
