@@ -24,6 +24,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
@@ -61,13 +62,25 @@ let package = Package(
             dependencies: ["MedLedgerCore"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "MedLedgerNode",
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerConsensus", "MedLedgerMQTT",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "medledger",
             dependencies: [
                 "MedLedgerCore",
                 "MedLedgerStore",
                 "MedLedgerBroker",
+                "MedLedgerNode",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -115,6 +128,14 @@ let package = Package(
         .testTarget(
             name: "MedLedgerConsensusTests",
             dependencies: ["MedLedgerConsensus", "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerNodeTests",
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerNode", "MedLedgerMQTT", "MedLedgerBroker",
+                "MedLedgerTestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

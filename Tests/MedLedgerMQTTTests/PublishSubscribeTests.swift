@@ -1,5 +1,6 @@
 import MedLedgerBroker
 import MedLedgerMQTT
+import MedLedgerTestSupport
 import Testing
 
 @Suite("Publish and subscribe through a real broker")

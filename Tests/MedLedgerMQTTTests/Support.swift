@@ -3,52 +3,12 @@ import Logging
 import MedLedgerBroker
 import MedLedgerMQTT
 import MedLedgerTestSupport
-import Synchronization
 
 let testLogger: Logger = {
     var logger = Logger(label: "medledger.mqtt.tests")
     logger.logLevel = ProcessInfo.processInfo.environment["MQTT_TEST_DEBUG"] == nil ? .warning : .debug
     return logger
 }()
-
-/// A failure of a bounded wait.
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out: \(what)" }
-}
-
-/// Runs `body`, failing with `TimedOut` after `limit`. The body runs in its own task, so even a
-/// wait that ignores cancellation cannot hang the test.
-func within<T: Sendable>(
-    _ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    let once = Once()
-    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-        let work = Task {
-            let result: Result<T, any Error>
-            do { result = .success(try await body()) } catch { result = .failure(error) }
-            if once.claim() { continuation.resume(with: result) }
-        }
-        Task {
-            try? await Task.sleep(for: limit)
-            if once.claim() {
-                work.cancel()
-                continuation.resume(throwing: TimedOut(what: what))
-            }
-        }
-    }
-}
-
-/// True for the first caller only.
-final class Once: Sendable {
-    private let taken = Mutex(false)
-    func claim() -> Bool {
-        taken.withLock { taken in
-            defer { taken = true }
-            return !taken
-        }
-    }
-}
 
 /// A unique client id for a test.
 func clientID(_ name: String) -> String { "\(name)-\(UUID().uuidString.prefix(8))" }
