@@ -12,18 +12,30 @@ enum LogFormat: String, ExpressibleByArgument, CaseIterable {
     case json
 }
 
-extension Logger.Level: @retroactive ExpressibleByArgument {}
+/// A log level named on the command line.
+struct LogLevel: ExpressibleByArgument {
+    let level: Logger.Level
+
+    init?(argument: String) {
+        guard let level = Logger.Level(rawValue: argument) else { return nil }
+        self.level = level
+    }
+
+    init(_ level: Logger.Level) { self.level = level }
+
+    static var allValueStrings: [String] { Logger.Level.allCases.map(\.rawValue) }
+}
 
 enum LogSetup {
     /// Sets the process's log handler once.
-    static func bootstrap(format: LogFormat, level: Logger.Level) {
+    static func bootstrap(format: LogFormat, level: LogLevel) {
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler =
                 switch format {
                 case .text: StreamLogHandler.standardError(label: label)
                 case .json: JSONLogHandler(label: label)
                 }
-            handler.logLevel = level
+            handler.logLevel = level.level
             return handler
         }
     }

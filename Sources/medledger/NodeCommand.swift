@@ -17,7 +17,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The node's configuration file (JSON).")
     var config: String
     @Option(help: "The log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    var logLevel = LogLevel(.info)
     @Option(help: "The log format: text or json.")
     var logFormat: LogFormat = .text
 
