@@ -134,6 +134,7 @@ let package = Package(
             name: "MedLedgerNodeTests",
             dependencies: [
                 "MedLedgerCore", "MedLedgerStore", "MedLedgerNode", "MedLedgerMQTT", "MedLedgerBroker",
+                "MedLedgerConsensus",
                 "MedLedgerTestSupport", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

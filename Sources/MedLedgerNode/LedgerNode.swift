@@ -334,7 +334,9 @@ public actor LedgerNode: Service {
 
     func timeoutFired(_ timeout: ConsensusTimeout) {
         guard !stopped else { return }
-        if timeout.kind != .retransmit, timeout.round > 0 || timeout.kind != .propose {
+        if timeout.kind == .retransmit {
+            counters.retransmissions += 1
+        } else if timeout.height == machine.height, timeout.round == machine.round {
             counters.timeouts += 1
         }
         execute(machine.handle(.timeout(timeout)))
@@ -473,8 +475,10 @@ public struct NodeCounters: Codable, Hashable, Sendable {
     public var invalidProposals = 0
     /// Time spent checking proposed blocks.
     public var validationTime: Duration = .zero
-    /// Step timeouts that fired (round changes and nil votes).
+    /// Step timeouts that fired in the node's current round (round changes and nil votes).
     public var timeouts = 0
+    /// Times the node sent its votes and proposals of the height again.
+    public var retransmissions = 0
     /// Equivocations recorded.
     public var evidence = 0
     /// Messages the machine refused.
