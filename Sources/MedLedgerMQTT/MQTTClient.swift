@@ -90,6 +90,16 @@ public final class MQTTClient: Sendable {
         eventLoop.execute { connection.shutdownOnLoop() }
     }
 
+    /// Drops the connection at once without an MQTT DISCONNECT, as a device that loses power or
+    /// its network does: the broker sees the TCP connection end (and would publish a will). The
+    /// client then reconnects as after any lost connection (same broker first, then the next), after
+    /// `delay` when it is given, else by its reconnect policy. Does nothing unless connected.
+    /// - Parameter delay: how long to stay away, or nil for the reconnect policy's delay.
+    public func dropConnection(reconnectAfter delay: Duration? = nil) {
+        let connection = self.connection
+        eventLoop.execute { connection.drop(reconnectAfter: delay) }
+    }
+
     /// Publishes a message. At QoS 0 it returns once libmosquitto has it; at QoS 1 and 2 once the
     /// broker acknowledged it (waiting through reconnects).
     /// - Parameters:

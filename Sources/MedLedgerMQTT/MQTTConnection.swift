@@ -466,6 +466,19 @@ final class MQTTConnection: @unchecked Sendable {
         for waiter in done { waiter.resume() }
     }
 
+    /// Ends an established connection at once without an MQTT DISCONNECT (as a device that loses
+    /// power or its network): the broker sees the TCP connection end. The client reconnects as
+    /// after any lost connection, after `delay` when it is given.
+    func drop(reconnectAfter delay: Duration?) {
+        guard case .connected = phase else { return }
+        let endpoint = configuration.endpoints[endpointIndex % configuration.endpoints.count]
+        pendingError = MQTTError(.connectionLost, "the connection to \(endpoint) was dropped on purpose")
+        forceClose()
+        if let delay, case .waiting = phase {
+            phase = .waiting(until: clock.now + delay)
+        }
+    }
+
     /// Ends the connection at once: the socket is shut down and libmosquitto sees it closed.
     private func forceClose() {
         defer { inbox.wake() }
