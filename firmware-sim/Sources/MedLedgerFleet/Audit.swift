@@ -2,97 +2,237 @@ internal import MedLedgerCore
 public import MedLedgerStore
 
 /// The fleet's end-of-run accounting: what was sent, committed, rejected by reason and still
-/// pending, and every mismatch between what the devices expected and what the ledger holds.
+/// pending, and every mismatch between what the devices expected and what the managers answered
+/// or the ledger holds.
 public struct FleetReport: Sendable, Codable {
     /// Devices in the fleet.
     public var devices = 0
-    /// Honest readings made.
+    /// Messages made (honest and faulty).
+    public var made = 0
+    /// First publications.
+    public var sent = 0
+    /// Publications again (after reconnects, busy receipts, the resend interval).
+    public var resent = 0
+    /// Honest readings made (each must be committed exactly once), not counting those in doubt.
     public var honest = 0
-    /// Honest readings committed (per their receipts).
+    /// Honest readings committed (per their receipts), not counting those in doubt.
     public var committed = 0
-    /// Honest readings not committed yet (still kept by their devices).
+    /// Honest readings not answered yet (still kept by their devices).
     public var pending = 0
+    /// Of the pending ones, those the audit found in the ledger with the bytes sent (committed,
+    /// their receipt not yet arrived).
+    public var committedWithoutReceipt = 0
     /// Faulty messages made, by fault.
     public var faulty: [String: Int] = [:]
-    /// Faulty messages rejected with the expected reason, by reason.
+    /// Readings made after their device's revocation was committed.
+    public var afterRevocation = 0
+    /// Messages made or unanswered while their device's revocation was under way (either
+    /// answer is right): how many, committed, refused, still pending.
+    public var inDoubt = 0
+    /// Messages in doubt committed.
+    public var inDoubtCommitted = 0
+    /// Messages in doubt refused as `revoked-device`.
+    public var inDoubtRejected = 0
+    /// Messages in doubt still unanswered.
+    public var inDoubtPending = 0
+    /// Messages refused with the expected reason, by reason.
     public var rejected: [String: Int] = [:]
-    /// Faulty messages whose rejection did not arrive, by reason.
+    /// Faulty messages whose rejection did not arrive, by expected reason.
     public var awaitingRejection: [String: Int] = [:]
+    /// `accepted` receipts.
+    public var accepted = 0
     /// `busy` receipts (the manager's pool was full).
     public var busy = 0
     /// Repeated receipts (retransmissions, several managers).
     public var repeatedReceipts = 0
-    /// Honest readings checked against the replica's database.
+    /// Times a device's store was full when a reading was due.
+    public var storeFull = 0
+    /// Times a device had no reserved seq when a reading was due.
+    public var seqStarved = 0
+    /// Publish-to-committed latencies of honest readings.
+    public var latency: LatencySummary?
+    /// Whether the ledger was checked.
+    public var audited = false
+    /// The height from which the ledger was checked.
+    public var auditedFromHeight: UInt64?
+    /// The ledger's height when it was checked.
+    public var auditedHeight: UInt64?
+    /// Readings of the fleet's devices found in the checked part of the ledger.
     public var auditedReadings = 0
-    /// Every mismatch found; empty when the run is correct.
+    /// How many mismatches there are (`mismatches` lists the first `mismatchListLimit`).
+    public var mismatchCount = 0
+    /// The mismatches found; empty when the run is correct.
     public var mismatches: [String] = []
 
+    /// The most mismatches listed by name.
+    public static let mismatchListLimit = 200
+
+    private var pendingIsMismatch = true
+    private var pendingNames: [String] = []
+
+    private enum CodingKeys: String, CodingKey {
+        case devices, made, sent, resent, honest, committed, pending, committedWithoutReceipt, faulty
+        case afterRevocation, inDoubt, inDoubtCommitted, inDoubtRejected, inDoubtPending, rejected
+        case awaitingRejection, accepted, busy, repeatedReceipts, storeFull, seqStarved, latency, audited
+        case auditedFromHeight, auditedHeight, auditedReadings, mismatchCount, mismatches
+    }
+
     /// Whether everything matched.
-    public var isCorrect: Bool { mismatches.isEmpty }
+    public var isCorrect: Bool { mismatchCount == 0 }
 
     /// Tallies the devices' accounts.
-    /// - Parameter devices: the fleet.
-    public init(devices: [FirmwareDevice]) {
+    /// - Parameters:
+    ///   - devices: the fleet.
+    ///   - latency: the publish-to-committed latencies.
+    ///   - pendingIsMismatch: whether an honest reading still unanswered is a mismatch (true at the
+    ///     end of a run that drained; false for a status taken mid-run).
+    public init(devices: [FirmwareDevice], latency: LatencyHistogram? = nil, pendingIsMismatch: Bool = true) {
         self.devices = devices.count
+        self.latency = latency?.summary
+        self.pendingIsMismatch = pendingIsMismatch
         for device in devices {
             let account = device.account
-            honest += account.honest
+            made += account.made
+            sent += account.sent
+            resent += account.resent
+            honest += account.honest - account.honestInDoubt
             committed += account.committed
-            pending += device.unacked.count
+            afterRevocation += account.afterRevocation
+            inDoubt += account.inDoubt
+            inDoubtCommitted += account.inDoubtCommitted
+            inDoubtRejected += account.inDoubtRejected
+            inDoubtPending += device.pendingInDoubt
+            accepted += account.acceptedReceipts
             busy += account.busyReceipts
             repeatedReceipts += account.repeatedCommits + account.repeatedRejections
+            storeFull += account.storeFull
+            seqStarved += account.seqStarved
             for (fault, count) in account.faulty { faulty[fault.rawValue, default: 0] += count }
             for (reason, count) in account.rejected { rejected[reason.rawValue, default: 0] += count }
             for (reason, count) in device.awaitedRejectionCounts {
                 awaitingRejection[reason.rawValue, default: 0] += count
             }
-            for rejection in account.honestRejected {
-                mismatches.append(
-                    "\(device.id) seq \(rejection.seq): an honest reading was rejected (\(rejection.reason.rawValue))")
+            for unexpected in account.unexpected { mismatch("\(device.id) \(unexpected)") }
+            let pendingHonest = device.pendingHonest
+            pending += pendingHonest
+            if pendingHonest > 0, pendingNames.count < 10 {
+                let seqs = device.kept.values.flatMap { $0 }.filter { $0.expectation == .committed && !$0.inDoubt }
+                    .map(\.seq).sorted()
+                pendingNames.append("\(device.id) \(seqs.prefix(5).map(String.init).joined(separator: ","))")
             }
         }
         for (reason, count) in awaitingRejection.sorted(by: { $0.key < $1.key }) {
-            mismatches.append("\(count) faulty message(s) expecting '\(reason)' got no such rejection")
+            mismatch("\(count) faulty message(s) expecting '\(reason)' got no such rejection")
         }
+        notePending()
     }
 
-    /// Checks the fleet against a replica's database: every honest reading a receipt called
-    /// committed is in the ledger exactly once, with the exact bytes sent, at the height the
-    /// receipt named; no seq a faulty message used is committed; an unregistered device has
-    /// nothing committed; and nothing else of the fleet's devices is in the ledger.
+    private mutating func mismatch(_ text: String) {
+        mismatchCount += 1
+        if mismatches.count < Self.mismatchListLimit { mismatches.append(text) }
+    }
+
+    private var pendingLine: String {
+        "\(pending) honest reading(s) never committed (e.g. \(pendingNames.joined(separator: "; ")))"
+    }
+
+    private mutating func notePending() {
+        if pendingIsMismatch, pending > 0 { mismatch(pendingLine) }
+    }
+
+    private mutating func retractPending() {
+        guard pendingIsMismatch, pending > 0 else { return }
+        mismatchCount -= 1
+        if let index = mismatches.firstIndex(of: pendingLine) { mismatches.remove(at: index) }
+    }
+
+    /// Checks the fleet against a replica's database: every reading a receipt called committed
+    /// is in the ledger exactly once, with the exact bytes sent, at the height and block the
+    /// receipt named; no seq of a faulty or refused message is committed; an unregistered device
+    /// has nothing committed; every reading of the fleet's devices in the checked heights with a
+    /// seq of this run was sent as honest; a pending reading found in the ledger holds the bytes
+    /// sent (and then counts as committed without its receipt).
+    ///
+    /// Reads each block from `fromHeight` once (readings are decoded, not verified again:
+    /// `medledger verify` checks signatures).
     /// - Parameters:
     ///   - devices: the fleet.
-    ///   - store: a replica's store.
+    ///   - store: a replica's store, at least as high as every committed receipt.
+    ///   - fromHeight: the first height to check (the store's height + 1 when the run began).
     /// - Throws: `StoreError` when the store cannot be read.
-    public mutating func audit(_ devices: [FirmwareDevice], against store: LedgerStore) throws(StoreError) {
-        for device in devices {
+    public mutating func audit(
+        _ devices: [FirmwareDevice], against store: LedgerStore, fromHeight: UInt64 = 1
+    ) throws(StoreError) {
+        audited = true
+        auditedFromHeight = fromHeight
+        auditedHeight = store.height
+        var index: [String: Int] = [:]
+        for (number, device) in devices.enumerated() { index[device.id] = number }
+        // Every reading of the fleet's devices in the checked heights: (height, block hash, bytes hash).
+        var found: [Int: [UInt64: [(UInt64, Hash256, Hash256)]]] = [:]
+        if fromHeight <= store.height {
+            for height in fromHeight...store.height {
+                let block = try store.block(at: height)
+                let hash = block.header.hash
+                for bytes in block.body.readings {
+                    guard let signed = try? SignedReading(decoding: bytes), let number = index[signed.keyID] else {
+                        continue
+                    }
+                    found[number, default: [:]][signed.reading.seq, default: []].append(
+                        (height, hash, Hash256.sha256(bytes)))
+                }
+            }
+        }
+        retractPending()
+        var pendingLeft = pending
+        for (number, device) in devices.enumerated() {
             let account = device.account
+            let ledger = found[number] ?? [:]
+            auditedReadings += ledger.values.reduce(0) { $0 + $1.count }
             for (seq, expected) in account.commits.sorted(by: { $0.key < $1.key }) {
-                auditedReadings += 1
-                guard let found = try store.committedReading(device: device.id, seq: seq) else {
-                    mismatches.append("\(device.id) seq \(seq): a receipt said committed, but the ledger lacks it")
+                guard let copies = ledger[seq] else {
+                    if expected.height >= fromHeight {
+                        mismatch("\(device.id) seq \(seq): a receipt said committed, but the ledger lacks it")
+                    }
                     continue
                 }
-                if Hash256.sha256(found.bytes) != expected.bytesHash {
-                    mismatches.append("\(device.id) seq \(seq): the ledger holds other bytes than the device sent")
+                let (height, blockHash, bytesHash) = copies[0]
+                if bytesHash != expected.bytesHash {
+                    mismatch("\(device.id) seq \(seq): the ledger holds other bytes than the device sent")
                 }
-                if found.height != expected.height || found.blockHash != expected.blockHash {
-                    mismatches.append(
-                        "\(device.id) seq \(seq): committed at height \(found.height), the receipt said \(expected.height)"
-                    )
+                if height != expected.height || blockHash != expected.blockHash {
+                    mismatch(
+                        "\(device.id) seq \(seq): committed at height \(height), the receipt said \(expected.height)")
                 }
             }
-            for seq in account.faultySeqs.sorted() where try store.committedReading(device: device.id, seq: seq) != nil
-            {
-                mismatches.append("\(device.id) seq \(seq): a faulty message was committed")
+            for (seq, copies) in ledger.sorted(by: { $0.key < $1.key }) {
+                if copies.count > 1 {
+                    mismatch(
+                        "\(device.id) seq \(seq): committed \(copies.count) times (heights \(copies.map(\.0)))")
+                }
+                if !device.registered {
+                    mismatch("\(device.id) seq \(seq): the device is unregistered, yet a reading is committed")
+                    continue
+                }
+                if account.mustNotCommit.contains(seq) {
+                    mismatch("\(device.id) seq \(seq): a faulty or refused message was committed")
+                    continue
+                }
+                guard seq >= device.firstSeq, account.commits[seq] == nil else { continue }
+                if let pendingReading = device.keptHonest(seq: seq) {
+                    if Hash256.sha256(pendingReading.bytes) == copies[0].2 {
+                        committedWithoutReceipt += 1
+                        if !pendingReading.inDoubt { pendingLeft -= 1 }
+                    } else {
+                        mismatch("\(device.id) seq \(seq): the ledger holds other bytes than the device sent")
+                    }
+                } else {
+                    mismatch("\(device.id) seq \(seq): committed, but the device never sent it as an honest reading")
+                }
             }
-            let stored = try store.readings(matching: ReadingQuery(device: device.id))
-            if !device.registered, !stored.isEmpty {
-                mismatches.append("\(device.id): unregistered, yet \(stored.count) reading(s) are committed")
-            }
-            for reading in stored where account.commits[reading.seq] == nil && device.unacked[reading.seq] == nil {
-                mismatches.append("\(device.id) seq \(reading.seq): committed, but the device never sent it as honest")
-            }
+        }
+        if pendingIsMismatch, pendingLeft > 0 {
+            mismatch("\(pendingLeft) honest reading(s) never committed (e.g. \(pendingNames.joined(separator: "; ")))")
         }
     }
 }

@@ -46,10 +46,18 @@ public enum Fault: String, Hashable, Sendable, CaseIterable, Codable {
 
     /// Whether the manager can read the seq of such a reading (it answers seq 0 otherwise).
     public var seqIsReadable: Bool { self != .malformed && self != .oversized }
+
+    /// Whether a manager refuses such a message before it looks at the device (PROTOCOL.md's
+    /// rule 1: size and structure), so that even a revoked device gets this reason for it.
+    public var isRefusedBeforeTheDevice: Bool { self == .malformed || self == .oversized }
+
+    /// Whether the fault is about what the device does (load, its connection) rather than what
+    /// it sends: such a reading is honest.
+    public var isBehaviour: Bool { expectedRejection == nil }
 }
 
 /// The share of readings (or, for `unregistered`, of devices) that carry each fault.
-public struct FaultPlan: Hashable, Sendable, Codable {
+public struct FaultPlan: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Each fault's share, 0...1.
     public var shares: [Fault: Double]
 
@@ -94,13 +102,26 @@ public struct FaultPlan: Hashable, Sendable, Codable {
     public subscript(fault: Fault) -> Double { shares[fault] ?? 0 }
 
     /// Draws the fault, if any, of the next reading (never `unregistered`, which is per device).
+    /// One uniform draw against the faults' cumulative shares, so each fault gets exactly its
+    /// share; when the shares add up to more than 1 they are scaled down to fit.
     /// - Parameter random: the source of randomness.
     public func draw(using random: inout SeededRandom) -> Fault? {
-        for fault in Fault.allCases where fault != .unregistered {
-            let share = self[fault]
-            if share > 0, Double.random(in: 0..<1, using: &random) < share { return fault }
+        let drawn = Fault.allCases.filter { $0 != .unregistered && self[$0] > 0 }
+        guard !drawn.isEmpty else { return nil }
+        let total = drawn.reduce(0) { $0 + self[$1] }
+        let scale = total > 1 ? 1 / total : 1
+        let u = Double.random(in: 0..<1, using: &random)
+        var cumulative = 0.0
+        for fault in drawn {
+            cumulative += self[fault] * scale
+            if u < cumulative { return fault }
         }
         return nil
+    }
+
+    /// The plan as `fault=share,...` (the form `init(parsing:)` reads), faults in declaration order.
+    public var description: String {
+        Fault.allCases.filter { self[$0] > 0 }.map { "\($0.rawValue)=\(self[$0])" }.joined(separator: ",")
     }
 }
 
@@ -138,7 +159,9 @@ extension Reading {
     func withContentFault(_ fault: Fault, skewMs: UInt64) -> Reading {
         var reading = self
         switch fault {
-        case .clockSkew: reading.time = time &+ skewMs &+ 120_000
+        // A clock a day ahead (a wrong date): still ahead of every manager's clock however late
+        // the reading is sent again.
+        case .clockSkew: reading.time = time &+ skewMs &+ 86_400_000
         case .wrongChannel: reading.channel = channel == "wrong-channel" ? "other-channel" : "wrong-channel"
         case .wrongUnit:
             reading.records[0].unit = reading.records[0].unit == "mm[Hg]" ? "mmHg" : "mmol/mol"

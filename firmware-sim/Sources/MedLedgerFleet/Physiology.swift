@@ -6,7 +6,7 @@ public import MedLedgerCore
 
 /// What is unusual about a simulated patient: the conditions that move their values out of the
 /// normal range while keeping them physically plausible.
-public struct Conditions: OptionSet, Hashable, Sendable {
+public struct Conditions: OptionSet, Hashable, Sendable, Codable {
     /// The raw bits.
     public let rawValue: UInt8
     /// Makes a set from its bits.
@@ -34,7 +34,7 @@ public struct Conditions: OptionSet, Hashable, Sendable {
 
 /// A pseudonymous patient's physiology: baselines and conditions from which a device's readings
 /// are drawn, with a daily rhythm, meal peaks and noise.
-public struct PatientProfile: Hashable, Sendable {
+public struct PatientProfile: Hashable, Sendable, Codable {
     /// The pseudonymous patient id (never a name).
     public var id: String
     /// The patient's conditions (empty for most).
