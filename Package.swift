@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "MedLedgerBroker", targets: ["MedLedgerBroker"]),
         .library(name: "MedLedgerConsensus", targets: ["MedLedgerConsensus"]),
         .executable(name: "medledger", targets: ["medledger"]),
+        .executable(name: "medledger-fleet", targets: ["medledger-fleet"]),
+        .library(name: "MedLedgerFleet", targets: ["MedLedgerFleet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
@@ -88,8 +90,22 @@ let package = Package(
         ),
         .target(
             name: "MedLedgerFleet",
-            dependencies: ["MedLedgerCore", "MedLedgerStore"],
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerMQTT", "MedLedgerNode",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "firmware-sim/Sources/MedLedgerFleet",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "medledger-fleet",
+            dependencies: [
+                "MedLedgerFleet", "MedLedgerCore", "MedLedgerStore", "MedLedgerMQTT", "MedLedgerNode", "MedLedgerBroker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "firmware-sim/Sources/medledger-fleet",
             swiftSettings: strictSettings
         ),
         .target(
