@@ -433,7 +433,7 @@ public actor LedgerNode: Service {
     func writeStatus() {
         guard let path = configuration.statusFile else { return }
         let status = NodeStatus(
-            node: configuration.id, role: configuration.role.rawValue, height: store.height,
+            node: configuration.id, role: configuration.role.rawValue, pid: getpid(), height: store.height,
             headHash: store.state.headerHash.hex, counters: counters, time: Self.now())
         guard let data = try? JSONEncoder().encode(status) else { return }
         try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -493,6 +493,8 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     public var node: String
     /// Its role.
     public var role: String
+    /// Its process id.
+    public var pid: Int32
     /// Its ledger height.
     public var height: UInt64
     /// The newest header hash.
