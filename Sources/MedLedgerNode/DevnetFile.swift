@@ -37,7 +37,8 @@ public struct DevnetFile: Codable, Hashable, Sendable {
 
     /// Makes one.
     public init(
-        broker: Broker, brokerPid: Int32, pid: Int32, channel: String, genesis: String, registrarId: String, registrarKey: String,
+        broker: Broker, brokerPid: Int32, pid: Int32, channel: String, genesis: String, registrarId: String,
+        registrarKey: String,
         databases: [String: String], nodes: [String: String]
     ) {
         self.broker = broker
