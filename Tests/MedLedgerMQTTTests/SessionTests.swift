@@ -149,6 +149,23 @@ func openDescriptors() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
 }
 
+@Suite("A client that publishes to itself with a small buffer")
+struct SelfLoopTests {
+    @Test("writes go on while reading is paused, and everything arrives once the consumer reads")
+    func pausedWhilePublishing() async throws {
+        try await withDevBroker { broker in
+            let client = try await connectedClient(broker, "self") { $0.receiveBufferCapacity = 50 }
+            try await client.subscribe("self/#", qos: .atLeastOnce)
+            let total = 1000
+            for index in 0..<total { try client.enqueue(topic: "self/x", payload: UInt64(index).bytes) }
+            let received = try await collect(client, "all of its own messages") { $0.count >= total }
+            #expect(Set(received.map { UInt64(bytes: $0.payload) }).count == total)
+            try await within(.seconds(20), "flush") { try await client.flush(timeout: .seconds(20)) }
+            #expect(client.droppedMessages == 0)
+        }
+    }
+}
+
 @Suite("Many connections on few threads")
 struct FleetTests {
     @Test("300 devices on one loop each publish a reading and get their own receipt")
