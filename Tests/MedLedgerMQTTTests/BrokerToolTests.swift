@@ -65,7 +65,13 @@ struct BrokerToolTests {
             ToolRunner.medledgerPath,
             ["broker", "run", "--config", "broker/hospital.conf", "--port", "\(port)", "--state-dir", "state"],
             in: directory.path)
-        defer { if running.isRunning { kill(running.processIdentifier, SIGKILL) } }
+        defer {
+            // On a failure: SIGTERM lets the tool stop its broker; finish() kills it if it hangs.
+            if running.isRunning {
+                kill(running.processIdentifier, SIGTERM)
+                _ = ToolRunner.finish(running, timeout: 10)
+            }
+        }
         func client(_ identity: String, password: String?) throws -> MQTTClient {
             try MQTTClient(
                 configuration: MQTTConfiguration(

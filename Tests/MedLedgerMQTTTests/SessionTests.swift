@@ -18,6 +18,8 @@ struct SessionTests {
                 configuration.clientID = id
                 configuration.cleanStart = false
                 configuration.sessionExpiry = 300
+                // A small buffer, so that the client cannot take in the whole flow before it leaves.
+                configuration.receiveBufferCapacity = 20
             }
             let subscriber = try await connectedClient(broker, "durable", version: version, configure: durable)
             try await subscriber.subscribe("durable/#", qos: .atLeastOnce)
