@@ -135,12 +135,8 @@ final class MQTTConnection: @unchecked Sendable {
             throw MQTTError(.noMemory, "mosquitto_new failed for client '\(configuration.clientID)'")
         }
         mosq = handle
-        do {
-            try setUp()
-        } catch {
-            mosquitto_destroy(handle)
-            throw error
-        }
+        // Every stored property is set from here on, so a throw runs deinit, which destroys the handle.
+        try setUp()
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         releaseWakeupPair()
         inbox.onSpace = { [weak self] in
