@@ -63,7 +63,10 @@ struct BrokerToolTests {
         let port = try MosquittoBroker.freePort()
         let running = try ToolRunner.start(
             ToolRunner.medledgerPath,
-            ["broker", "run", "--config", "broker/hospital.conf", "--port", "\(port)", "--state-dir", "state"],
+            [
+                "broker", "run", "--config", "broker/hospital.conf", "--port", "\(port)", "--state-dir", "state",
+                "--stop-with-parent",
+            ],
             in: directory.path)
         defer {
             // On a failure: SIGTERM lets the tool stop its broker; finish() kills it if it hangs.
