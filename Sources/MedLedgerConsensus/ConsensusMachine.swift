@@ -375,23 +375,22 @@ public struct ConsensusMachine: Sendable {
             prevoteTimeoutRounds.insert(round)
             if canVote { schedule(.prevote, round: round) }
         }
-        // Line 36: a polka for the round's proposal locks (when prevoted) and sets the valid value.
+        // Line 36: a polka for a proposal of the round locks a validator that prevoted (non-voting
+        // nodes take their valid value in `updateValidValue`).
         if canVote, !polkaRounds.contains(round),
             let proposal = proposals[round]?.first(where: { current.prevotes.count($0.value.id) >= quorum })
         {
-            if canVote {
-                if step == .precommit {
-                    // Too late to lock; a validator never proposes, so its valid value does not matter.
-                    polkaRounds.insert(round)
-                } else if step == .prevote, let valid = validity(of: proposal.value), valid {
-                    polkaRounds.insert(round)
-                    lockedRound = round
-                    lockedBlockHash = proposal.value.id
-                    castVote(.precommit, proposal.value.id)
-                    step = .precommit
-                    setValid(proposal.value, round: round)
-                    return true
-                }
+            if step == .precommit {
+                // Too late to lock; a validator never proposes, so its valid value does not matter.
+                polkaRounds.insert(round)
+            } else if step == .prevote, let valid = validity(of: proposal.value), valid {
+                polkaRounds.insert(round)
+                lockedRound = round
+                lockedBlockHash = proposal.value.id
+                castVote(.precommit, proposal.value.id)
+                step = .precommit
+                setValid(proposal.value, round: round)
+                return true
             }
         }
         // Line 44: a polka for nil precommits nil.
@@ -645,7 +644,7 @@ public struct ConsensusMachine: Sendable {
             diagnose(.wrongChannel, "a certificate for channel '\(certificate.channel)'")
             return
         }
-        guard certificate.height >= height else { return }
+        guard certificate.height > height || (certificate.height == height && decision == nil) else { return }
         guard let signatures = verifiedPrecommits(certificate) else {
             diagnose(
                 .invalidCertificate,
@@ -656,7 +655,6 @@ public struct ConsensusMachine: Sendable {
             if certificate.height < ConsensusBounds.maxHeight { reportBehind(certificate.height + 1) }
             return
         }
-        guard decision == nil else { return }
         if let value {
             guard value.id == certificate.blockHash else {
                 diagnose(.invalidCertificate, "the block given with the certificate has another hash")
@@ -672,15 +670,16 @@ public struct ConsensusMachine: Sendable {
     }
 
     /// The certificate's valid precommits, one per council member in index order, if they are 2f+1.
+    /// Only the first entry of each member is tried, so a hostile certificate costs at most n checks.
     private func verifiedPrecommits(_ certificate: CommitCertificate) -> [ValidatorSignature]? {
         let message = certificate.signingBytes
-        var seen = Set<Int>()
+        var tried = Set<Int>()
         var valid: [ValidatorSignature] = []
         for entry in certificate.signatures
-        where entry.validator >= 0 && entry.validator < configuration.validatorCount && !seen.contains(entry.validator)
+        where entry.validator >= 0 && entry.validator < configuration.validatorCount
+            && tried.insert(entry.validator).inserted
         {
             if verifier.isValidVoteSignature(entry.signature, message: message, validator: entry.validator) {
-                seen.insert(entry.validator)
                 valid.append(entry)
             }
         }
