@@ -312,6 +312,10 @@ public struct ConsensusMachine: Sendable {
         round = newRound
         step = .propose
         awaitingValue = nil
+        // Rounds only go up, so own messages of rounds before the previous one are never signed
+        // again nor needed by anyone (a lock's polka is kept apart): persist and resend the rest.
+        ownVotes.removeAll { $0.round + 1 < newRound }
+        ownProposals.removeAll { $0.round + 1 < newRound }
         if let index = role.managerIndex, configuration.proposer(height: height, round: newRound) == index {
             if let own = ownProposals.first(where: { $0.round == newRound }) {
                 effects.append(.broadcastProposal(own))
@@ -610,7 +614,7 @@ public struct ConsensusMachine: Sendable {
         case .retransmit:
             guard timeout.round == retransmitTick else { return }
             for vote in ownVotes { effects.append(.broadcastVote(vote)) }
-            for proposal in ownProposals where proposal.round + 1 >= round {
+            for proposal in ownProposals {
                 effects.append(.broadcastProposal(proposal))
                 if let validRound = proposal.validRound { sendPrevotes(round: validRound, id: proposal.value.id) }
             }

@@ -325,6 +325,28 @@ struct MachineTests {
         #expect(round1.votes.dropLast().map(\.validator) == [0, 1, 2])
     }
 
+    @Test func thePersistedStateKeepsOnlyTheLastTwoRoundsHoweverLongAHeightTakes() throws {
+        var machine = council.validator(0)
+        _ = machine.handle(.startHeight(1))
+        var last: PersistedConsensusState?
+        for round in 0..<6 as Range<UInt64> {
+            last = machine.handle(.timeout(ConsensusTimeout(.propose, height: 1, round: round))).persisted.last ?? last
+            for validator in 1...2 {
+                let effects = machine.handle(.vote(council.vote(validator, .prevote, height: 1, round: round, nil)))
+                last = effects.persisted.last ?? last
+            }
+            for validator in 1...2 {
+                _ = machine.handle(.vote(council.vote(validator, .precommit, height: 1, round: round, nil)))
+            }
+            _ = machine.handle(.timeout(ConsensusTimeout(.precommit, height: 1, round: round)))
+        }
+        let state = try #require(last)
+        #expect(state.round == 5)
+        #expect(state.votes.map(\.round) == [4, 4, 5, 5])
+        let resent = machine.handle(.timeout(ConsensusTimeout(.retransmit, height: 1, round: 0)))
+        #expect(resent.votes.map(\.round) == [5, 5])
+    }
+
     @Test func aRestoredValidatorDoesNotVoteBelowItsPersistedHeight() {
         let state = PersistedConsensusState(
             height: 3, round: 0, votes: [council.vote(0, .prevote, height: 3, round: 0, nil)])
