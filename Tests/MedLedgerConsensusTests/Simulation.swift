@@ -177,6 +177,9 @@ final class Simulation {
     private struct Node {
         var machine: ConsensusMachine?
         var persisted: PersistedConsensusState?
+        /// Every own vote and proposal any persisted state held: what was durable before it was sent.
+        var everPersistedVotes = Set<Vote>()
+        var everPersistedProposals = Set<Proposal>()
         var chain: [ProposalValue] = []
         var up = true
         var incarnation = 0
@@ -576,6 +579,8 @@ final class Simulation {
         switch effect {
         case .persist(let state):
             nodes[node].persisted = state
+            nodes[node].everPersistedVotes.formUnion(state.votes)
+            nodes[node].everPersistedProposals.formUnion(state.proposals)
         case .broadcastVote(let vote):
             broadcastVote(vote, from: node)
         case .broadcastProposal(let proposal):
@@ -679,7 +684,7 @@ final class Simulation {
                     "correct validator \(vote.validator) signed two \(vote.step) votes at height \(vote.height) round \(vote.round)"
                 return
             }
-            guard nodes[node].persisted?.votes.contains(vote) == true else {
+            guard nodes[node].everPersistedVotes.contains(vote) else {
                 outcome.failure = "n\(node) sends a vote it has not persisted"
                 return
             }
@@ -745,7 +750,7 @@ final class Simulation {
                     "correct manager \(proposal.proposer) signed two proposals for h\(proposal.height) r\(proposal.round)"
                 return
             }
-            guard nodes[node].persisted?.proposals.contains(proposal) == true else {
+            guard nodes[node].everPersistedProposals.contains(proposal) else {
                 outcome.failure = "n\(node) sends a proposal it has not persisted"
                 return
             }
