@@ -130,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FirmwareDeviceTests",
-            dependencies: ["MedLedgerCore", "MedLedgerTestSupport"],
+            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerNode", "MedLedgerTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
