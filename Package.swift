@@ -100,7 +100,8 @@ let package = Package(
         .executableTarget(
             name: "medledger-fleet",
             dependencies: [
-                "MedLedgerFleet", "MedLedgerCore", "MedLedgerStore", "MedLedgerMQTT", "MedLedgerNode", "MedLedgerBroker",
+                "MedLedgerFleet", "MedLedgerCore", "MedLedgerStore", "MedLedgerMQTT", "MedLedgerNode",
+                "MedLedgerBroker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

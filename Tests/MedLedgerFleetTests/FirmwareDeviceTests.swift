@@ -3,7 +3,7 @@ import MedLedgerFleet
 import MedLedgerTestSupport
 import Testing
 
-@Suite("Simulated firmware: values, faults, the store of unacknowledged readings")
+@Suite("Simulated firmware: values, faults, the store of unanswered messages")
 struct FirmwareDeviceTests {
     let channel = TestChannel()
 
@@ -15,6 +15,12 @@ struct FirmwareDeviceTests {
             registered: registered, channel: channel.genesis.channel, capacity: capacity, seed: seed &+ 1)
         device.reservedThrough = 1_000_000
         return device
+    }
+
+    /// Samples a reading that must be made.
+    func take(_ device: inout FirmwareDevice, now: UInt64, faults: FaultPlan = .none) throws -> OutgoingReading {
+        let sampled = device.sample(now: now, faults: faults, skewMs: 0)
+        return try #require(sampled)
     }
 
     /// A state with devices 0..<count registered.
@@ -41,6 +47,8 @@ struct FirmwareDeviceTests {
                 let outSample = device.sample(now: time, faults: .none, skewMs: channel.genesis.skewMs)
                 let out = try #require(outSample)
                 batch.append(IncomingReading(topicDevice: device.id, bytes: out.bytes))
+                // Answered at once, so the store never fills.
+                device.receive(Receipt(seq: out.receiptSeq, status: .committed(height: 1, blockHash: .zero)))
             }
             let outcomes = state.intake(
                 batch, now: channel.genesis.createdAt + 200_000_000, pool: &pool,
@@ -87,6 +95,7 @@ struct FirmwareDeviceTests {
         let out = try #require(outSample)
         #expect(out.fault == fault)
         #expect(out.expectation == .rejected(fault.expectedRejection!))
+        #expect(device.keptCount == 1, "a faulty message is kept until it is answered")
         var pool = Mempool(capacity: 10, byteCapacity: 1 << 20)
         let outcome = state.intake(
             [IncomingReading(topicDevice: device.id, bytes: out.bytes)], now: now, pool: &pool,
@@ -98,10 +107,27 @@ struct FirmwareDeviceTests {
             }
         #expect(reason == fault.expectedRejection)
         #expect(outcome.seq == out.receiptSeq)
-        device.receive(Receipt(seq: outcome.seq, status: .rejected(reason!)))
-        let report = FleetReport(devices: [device])
+        var report = FleetReport(devices: [device])
+        #expect(report.mismatches == ["1 faulty message(s) expecting '\(reason!.rawValue)' got no such rejection"])
+        #expect(device.receive(Receipt(seq: outcome.seq, status: .rejected(reason!))) == .rejected(reason!))
+        #expect(device.keptCount == 0)
+        // A second manager's answer is a repeat, not a mismatch.
+        #expect(device.receive(Receipt(seq: outcome.seq, status: .rejected(reason!))) == .none)
+        report = FleetReport(devices: [device])
         #expect(report.isCorrect, "\(report.mismatches)")
         #expect(report.rejected == [fault.expectedRejection!.rawValue: 1])
+        #expect(report.faulty == [fault.rawValue: 1])
+    }
+
+    @Test func behaviourFaultsAreHonestReadingsThatSayWhatToDo() throws {
+        var device = device(0, seed: 4)
+        for fault in [Fault.burst, .disconnect] {
+            let sampled = device.sample(now: 1_700_000_000_000, faults: FaultPlan([fault: 1]), skewMs: 300_000)
+            let out = try #require(sampled)
+            #expect(out.fault == fault)
+            #expect(out.expectation == .committed)
+        }
+        #expect(device.account.honest == 2)
     }
 
     @Test func anUnregisteredDeviceIsRefusedAsUnknown() throws {
@@ -118,34 +144,49 @@ struct FirmwareDeviceTests {
             outcome
                 == .rejected(
                     seq: 1, ReadingRejection(.unknownDevice, "device 'dev-5' is not registered on this channel")))
+        #expect(device.receive(Receipt(seq: 1, status: .rejected(.unknownDevice))) == .rejected(.unknownDevice))
+        #expect(FleetReport(devices: [device]).isCorrect)
     }
 
-    @Test func theStoreKeepsReadingsUntilCommittedAndStopsSamplingWhenFull() throws {
+    @Test func theStoreKeepsMessagesUntilAnsweredAndStopsSamplingWhenFull() throws {
         var device = device(0, capacity: 3, seed: 5)
+        let start: UInt64 = 1_700_000_000_000
         var sent: [OutgoingReading] = []
         for step in 0..<5 {
-            if let out = device.sample(now: 1_700_000_000_000 + UInt64(step), faults: .none, skewMs: 300_000) {
-                sent.append(out)
-                device.markSent(seq: out.receiptSeq, now: 1_700_000_000_000)
-            }
+            if let out = device.sample(now: start + UInt64(step), faults: .none, skewMs: 300_000) { sent.append(out) }
         }
         #expect(sent.map(\.receiptSeq) == [1, 2, 3])
         #expect(device.account.storeFull == 2)
-        #expect(device.resendable(now: 1_700_000_000_100, olderThan: 1000).isEmpty)
-        #expect(device.resendable(now: 1_700_000_000_100, olderThan: nil).map(\.reading.seq) == [1, 2, 3])
-        #expect(device.resendable(now: 1_700_000_001_000, olderThan: 1000).count == 3)
+        // Never sent: all due; then none until the resend interval has passed.
+        #expect(device.takeDue(now: start, resendAfter: 1000) == sent.map(\.bytes))
+        #expect(device.takeDue(now: start + 100, resendAfter: 1000).isEmpty)
+        #expect(device.takeDue(now: start + 100, resendAfter: 1000, everything: true).count == 3)
+        #expect(device.takeDue(now: start + 1200, resendAfter: 1000).count == 3)
+        #expect(device.account.sent == 3)
+        #expect(device.account.resent == 6)
         device.receive(Receipt(seq: 2, status: .accepted))
-        device.receive(Receipt(seq: 2, status: .committed(height: 4, blockHash: .zero)))
-        device.receive(Receipt(seq: 2, status: .committed(height: 4, blockHash: .zero)))
-        #expect(device.unacked.keys.sorted() == [1, 3])
+        #expect(
+            device.receive(Receipt(seq: 2, status: .committed(height: 4, blockHash: .zero)), now: start + 1300)
+                == .committed(latencyMs: 1300))
+        #expect(device.receive(Receipt(seq: 2, status: .committed(height: 4, blockHash: .zero))) == .none)
+        #expect(device.kept.keys.sorted() == [1, 3])
         #expect(device.account.repeatedCommits == 1)
-        let nextSample = device.sample(now: 1_700_000_000_010, faults: .none, skewMs: 300_000)
+        let nextSample = device.sample(now: start + 10, faults: .none, skewMs: 300_000)
         let next = try #require(nextSample)
         #expect(next.receiptSeq == 4)
+        // A busy receipt: the reading stays and is due again after the busy retry, not the resend interval.
+        _ = device.takeDue(now: start + 2000, resendAfter: 60_000, everything: true)
+        #expect(device.receive(Receipt(seq: 4, status: .busy), now: start + 2000, busyRetryMs: 500) == .busy)
+        #expect(device.takeDue(now: start + 2400, resendAfter: 60_000).isEmpty)
+        #expect(device.takeDue(now: start + 2500, resendAfter: 60_000) == [next.bytes])
         // An honest reading refused is a mismatch the report names.
-        device.receive(Receipt(seq: 3, status: .rejected(.replayed)))
-        let report = FleetReport(devices: [device])
-        #expect(report.mismatches == ["dev-0 seq 3: an honest reading was rejected (replayed)"])
+        #expect(device.receive(Receipt(seq: 3, status: .rejected(.replayed))) == .unexpected)
+        let report = FleetReport(devices: [device], pendingIsMismatch: false)
+        #expect(report.mismatches == ["dev-0 seq 3: expected committed, got rejected (replayed)"])
+        #expect(report.pending == 2)
+        let strict = FleetReport(devices: [device])
+        #expect(strict.mismatchCount == 2)
+        #expect(strict.mismatches.last?.hasPrefix("2 honest reading(s) never committed (e.g. dev-0 1,4)") == true)
     }
 
     @Test func noSeqBeyondTheReservationIsUsed() throws {
@@ -155,13 +196,73 @@ struct FirmwareDeviceTests {
         #expect(device.sample(now: 2, faults: .none, skewMs: 0)?.receiptSeq == 2)
         #expect(device.sample(now: 3, faults: .none, skewMs: 0) == nil)
         #expect(device.account.seqStarved == 1)
+        #expect(device.reservedAhead == 0)
     }
 
-    @Test func faultPlansParseAndNameWhatIsWrong() throws {
+    @Test func aRevocationPutsMessagesInDoubtAndThenExpectsRevokedDevice() throws {
+        var device = device(0, seed: 13)
+        let before = try take(&device, now: 1, faults: .none)
+        device.revocationSubmitted()
+        let during = try take(&device, now: 2, faults: .none)
+        #expect(during.inDoubt)
+        // Either answer is right for messages in doubt.
+        #expect(
+            device.receive(Receipt(seq: before.receiptSeq, status: .committed(height: 3, blockHash: .zero)))
+                == .committed(latencyMs: nil))
+        #expect(
+            device.receive(Receipt(seq: during.receiptSeq, status: .rejected(.revokedDevice)))
+                == .rejected(.revokedDevice))
+        device.revocationCommitted()
+        let after = try take(&device, now: 3, faults: .none)
+        #expect(after.expectation == .rejected(.revokedDevice))
+        let malformed = try take(&device, now: 4, faults: FaultPlan([.malformed: 1]))
+        #expect(malformed.expectation == .rejected(.malformed), "refused before the device is looked at")
+        #expect(
+            device.receive(Receipt(seq: after.receiptSeq, status: .rejected(.revokedDevice)))
+                == .rejected(.revokedDevice))
+        #expect(device.receive(Receipt(seq: 0, status: .rejected(.malformed))) == .rejected(.malformed))
+        var report = FleetReport(devices: [device])
+        #expect(report.isCorrect, "\(report.mismatches)")
+        #expect(report.honest == 0, "every honest reading was in doubt or after the revocation")
+        #expect(report.inDoubt == 2)
+        #expect(report.inDoubtCommitted == 1)
+        #expect(report.inDoubtRejected == 1)
+        #expect(report.afterRevocation == 1)
+        // After the commit, a committed receipt for a later reading is a mismatch.
+        let late = try take(&device, now: 5, faults: .none)
+        #expect(
+            device.receive(Receipt(seq: late.receiptSeq, status: .committed(height: 9, blockHash: .zero)))
+                == .unexpected)
+        report = FleetReport(devices: [device])
+        #expect(
+            report.mismatches == [
+                "dev-0 seq \(late.receiptSeq): expected rejected (revoked-device), got committed at 9"
+            ])
+    }
+
+    @Test func faultPlansParseDrawTheirSharesAndNameWhatIsWrong() throws {
         let plan = try FaultPlan(parsing: "clock-skew=0.1,malformed=0.02")
         #expect(plan[.clockSkew] == 0.1 && plan[.malformed] == 0.02 && plan[.tampered] == 0)
+        #expect(try FaultPlan(parsing: plan.description) == plan)
         #expect(try FaultPlan(parsing: "all=0.01")[.oversized] == 0.01)
         #expect(throws: FleetError.self) { try FaultPlan(parsing: "gremlins=0.1") }
         #expect(throws: FleetError.self) { try FaultPlan(parsing: "malformed=2") }
+        var random = SeededRandom(seed: 21)
+        var counts: [Fault?: Int] = [:]
+        let draws = 100_000
+        for _ in 0..<draws { counts[plan.draw(using: &random), default: 0] += 1 }
+        #expect(abs(Double(counts[.clockSkew] ?? 0) / Double(draws) - 0.1) < 0.005)
+        #expect(abs(Double(counts[.malformed] ?? 0) / Double(draws) - 0.02) < 0.003)
+        #expect(abs(Double(counts[nil] ?? 0) / Double(draws) - 0.88) < 0.005)
+        // Shares adding up to more than 1 are scaled down: every draw has a fault, in proportion.
+        let heavy = try FaultPlan(parsing: "all=0.5")
+        counts = [:]
+        for _ in 0..<draws { counts[heavy.draw(using: &random), default: 0] += 1 }
+        #expect(counts[nil] == nil)
+        #expect(counts[.unregistered] == nil, "unregistered is per device, never per reading")
+        let each = Double(draws) / Double(Fault.allCases.count - 1)
+        for fault in Fault.allCases where fault != .unregistered {
+            #expect(abs(Double(counts[fault] ?? 0) - each) < each * 0.1, "\(fault)")
+        }
     }
 }

@@ -31,7 +31,7 @@ public struct FleetReport: Sendable, Codable {
     public var inDoubt = 0
     /// Messages in doubt committed.
     public var inDoubtCommitted = 0
-    /// Messages in doubt refused as `revoked-device`.
+    /// Messages in doubt refused.
     public var inDoubtRejected = 0
     /// Messages in doubt still unanswered.
     public var inDoubtPending = 0

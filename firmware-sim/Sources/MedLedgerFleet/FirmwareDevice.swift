@@ -374,16 +374,17 @@ public struct FirmwareDevice: Sendable {
             }) {
                 let message = remove(seq: seq, at: index)
                 account.rejected[reason, default: 0] += 1
-                if message.inDoubt, message.expectation == .committed {
+                if message.inDoubt {
                     account.inDoubtRejected += 1
-                    account.mustNotCommit.insert(seq)
+                    if message.expectation == .committed { account.mustNotCommit.insert(seq) }
                 }
                 return .rejected(reason)
             }
             if let index = kept[seq]?.firstIndex(where: { !$0.inDoubt || $0.expectation == .committed }) {
                 let message = remove(seq: seq, at: index)
                 account.unexpected.append(
-                    UnexpectedReceipt(seq: seq, expected: message.expectation, received: "rejected (\(reason.rawValue))"))
+                    UnexpectedReceipt(
+                        seq: seq, expected: message.expectation, received: "rejected (\(reason.rawValue))"))
                 return .unexpected
             }
             // A second manager's answer to a message answered already: idempotent.
@@ -471,7 +472,7 @@ public struct DeviceAccount: Sendable {
     public var committed = 0
     /// Readings in doubt that were committed.
     public var inDoubtCommitted = 0
-    /// Readings in doubt that were refused as `revoked-device`.
+    /// Messages in doubt that were refused (as `revoked-device`, or for their fault).
     public var inDoubtRejected = 0
     /// Where each reading a receipt called committed was committed, by seq.
     public var commits: [UInt64: CommittedAt] = [:]

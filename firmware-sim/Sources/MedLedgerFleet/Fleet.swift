@@ -124,7 +124,8 @@ public actor Fleet {
             var generator = SystemRandomNumberGenerator()
             let suffix = String(UInt32.random(in: 0...UInt32.max, using: &generator), radix: 16)
             client = try ensureMQTT().makeClient(
-                configuration: options.mqtt(clientID: "\(registrar.id)-\(file.prefix)-\(suffix)", username: registrar.id))
+                configuration: options.mqtt(
+                    clientID: "\(registrar.id)-\(file.prefix)-\(suffix)", username: registrar.id))
         } catch let error as FleetError {
             throw error
         } catch {

@@ -122,7 +122,9 @@ public struct FleetFile: Codable, Hashable, Sendable {
         } catch {
             throw FleetError(.file, "\(path) is not a fleet file: \(error)")
         }
-        guard file.version == 1 else { throw FleetError(.file, "\(path): fleet file version \(file.version) is unknown") }
+        guard file.version == 1 else {
+            throw FleetError(.file, "\(path): fleet file version \(file.version) is unknown")
+        }
         var seen = Set<String>()
         for device in file.devices {
             guard Identifiers.isValidNodeID(device.id) else {

@@ -315,7 +315,8 @@ actor FleetShard {
         case .unexpected:
             unexpectedTotal += 1
             if let last = slots[index].device.account.unexpected.last {
-                logger.warning("unexpected receipt", metadata: ["device": "\(slots[index].device.id)", "what": "\(last)"])
+                logger.warning(
+                    "unexpected receipt", metadata: ["device": "\(slots[index].device.id)", "what": "\(last)"])
             }
         case .none:
             break

@@ -115,7 +115,9 @@ struct FleetCommand: AsyncParsableCommand {
         guard devices >= 1 else { throw ValidationError("--devices must be at least 1") }
         guard rate > 0 else { throw ValidationError("--rate must be positive") }
         if let duration, duration < 0 { throw ValidationError("--duration must not be negative") }
-        guard devnet != nil || !brokers.isEmpty else { throw ValidationError("give --broker HOST:PORT or --devnet DIR") }
+        guard devnet != nil || !brokers.isEmpty else {
+            throw ValidationError("give --broker HOST:PORT or --devnet DIR")
+        }
         guard devnet != nil || channel != nil || genesis != nil else {
             throw ValidationError("give --channel, --genesis or --devnet")
         }
@@ -260,7 +262,8 @@ struct FleetCommand: AsyncParsableCommand {
             await fleet.useRegistrar(id: registrar.id, key: registrar.key)
         }
         if revoke > 0, registrar == nil {
-            throw FleetError(.badOption, "--revoke needs the registrar (--registrar-key and --registrar-id, or --devnet)")
+            throw FleetError(
+                .badOption, "--revoke needs the registrar (--registrar-key and --registrar-id, or --devnet)")
         }
 
         // The audit's database and its height now (the readings of this run come after it).
@@ -365,7 +368,8 @@ struct FleetCommand: AsyncParsableCommand {
     /// The report for a person.
     static func text(_ report: FleetReport, memory: (peak: Int, cpuSeconds: Double)) -> String {
         func list(_ counts: [String: Int]) -> String {
-            counts.isEmpty ? "none" : counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            counts.isEmpty
+                ? "none" : counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         }
         var lines = [
             "fleet: \(report.devices) devices, \(report.made) messages made, \(report.sent) sent, \(report.resent) resent",
@@ -395,7 +399,8 @@ struct FleetCommand: AsyncParsableCommand {
                     + "\(report.auditedReadings) readings of the fleet checked")
         }
         lines.append(
-            "  process: peak resident \(memory.peak / 1_048_576) MiB, cpu \(String(format: "%.1f", memory.cpuSeconds)) s")
+            "  process: peak resident \(memory.peak / 1_048_576) MiB, cpu \(String(format: "%.1f", memory.cpuSeconds)) s"
+        )
         if report.isCorrect {
             lines.append("fleet: every reading accounted for" + (report.audited ? " and matched in the ledger" : ""))
         } else {
