@@ -111,7 +111,10 @@ let package = Package(
         ),
         .target(
             name: "MedLedgerTestSupport",
-            dependencies: ["MedLedgerCore", "MedLedgerStore"],
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerNode", "MedLedgerMQTT", "MedLedgerBroker",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -126,7 +129,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MedLedgerFleetTests",
-            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerFleet", "MedLedgerTestSupport"],
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerFleet", "MedLedgerTestSupport", "MedLedgerMQTT",
+                "MedLedgerBroker", "MedLedgerNode", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,37 +1,46 @@
 import Foundation
-import Logging
-import MedLedgerBroker
-import MedLedgerCore
-import MedLedgerMQTT
-import MedLedgerNode
-import MedLedgerStore
-import MedLedgerTestSupport
-
-let testLogger: Logger = {
-    var logger = Logger(label: "medledger.node.tests")
-    logger.logLevel = ProcessInfo.processInfo.environment["NODE_TEST_DEBUG"] == nil ? .error : .debug
-    return logger
-}()
+public import Logging
+public import MedLedgerBroker
+public import MedLedgerCore
+public import MedLedgerMQTT
+public import MedLedgerNode
+public import MedLedgerStore
 
 /// A channel's network in one test: a real Mosquitto broker on a free loopback port, the
 /// channel's files, and nodes (real `LedgerNode`s with their own SQLite stores and MQTT
 /// connections) started and stopped by id.
-final class TestNetwork: @unchecked Sendable {
+public final class TestNetwork: @unchecked Sendable {
     // @unchecked Sendable: `nodes` is only touched by the test's own task, one call at a time.
-    let directory: TemporaryDirectory
-    let broker: MosquittoBroker
-    let channel: TestChannel
-    let genesisPath: String
-    private(set) var nodes: [String: (node: LedgerNode, task: Task<Void, any Error>)] = [:]
+    /// The test's directory (files of the channel, the broker's, the nodes' stores).
+    public let directory: TemporaryDirectory
+    /// The broker every node uses.
+    public let broker: MosquittoBroker
+    /// The channel, with deterministic keys.
+    public let channel: TestChannel
+    /// The genesis file.
+    public let genesisPath: String
+    /// Where the nodes log (errors only, unless NODE_TEST_DEBUG is set).
+    public let logger: Logger
+    /// The running nodes and their tasks.
+    public private(set) var nodes: [String: (node: LedgerNode, task: Task<Void, any Error>)] = [:]
 
-    static let timeouts = NodeConfiguration.Timeouts(
+    /// Short consensus timeouts, for tests.
+    public static let timeouts = NodeConfiguration.Timeouts(
         proposeMs: 400, proposeDeltaMs: 200, prevoteMs: 200, precommitMs: 200, retransmitMs: 300)
 
-    init(validators: Int = 4, managers: Int = 1, block: BlockParameters) async throws {
+    /// Starts a broker and writes the channel's files (the nodes start with `start`/`startAll`).
+    /// - Parameters:
+    ///   - validators: the council size (3f+1).
+    ///   - managers: the number of managers.
+    ///   - block: the block parameters.
+    public init(validators: Int = 4, managers: Int = 1, block: BlockParameters) async throws {
+        var logger = Logger(label: "medledger.node.tests")
+        logger.logLevel = ProcessInfo.processInfo.environment["NODE_TEST_DEBUG"] == nil ? .error : .debug
+        self.logger = logger
         directory = try TemporaryDirectory("node-net")
         channel = TestChannel(channel: "ward-7", validators: validators, managers: managers, block: block)
         broker = try await MosquittoBroker.start(
-            config: MosquittoConfig(text: BrokerConfigs.dev()), in: directory.file("broker"), logger: testLogger)
+            config: MosquittoConfig(text: BrokerConfigs.dev()), in: directory.file("broker"), logger: logger)
         genesisPath = directory.file("genesis.json")
         let encoder = JSONEncoder()
         try encoder.encode(channel.genesis).write(to: URL(fileURLWithPath: genesisPath))
@@ -44,10 +53,13 @@ final class TestNetwork: @unchecked Sendable {
         }
     }
 
-    func keyPath(_ id: String) -> String { directory.file("\(id).key") }
-    func databasePath(_ id: String) -> String { directory.file("\(id).sqlite") }
+    /// A node's key file.
+    public func keyPath(_ id: String) -> String { directory.file("\(id).key") }
+    /// A node's database.
+    public func databasePath(_ id: String) -> String { directory.file("\(id).sqlite") }
 
-    func configuration(_ id: String) -> NodeConfiguration {
+    /// A node's configuration.
+    public func configuration(_ id: String) -> NodeConfiguration {
         let role: NodeConfiguration.Role =
             id.hasPrefix("validator") ? .validator : id.hasPrefix("manager") ? .manager : .observer
         return NodeConfiguration(
@@ -57,61 +69,64 @@ final class TestNetwork: @unchecked Sendable {
 
     /// Starts a node (again, after `stop`, from its store and journal).
     @discardableResult
-    func start(_ id: String) throws -> LedgerNode {
-        let node = try LedgerNode(configuration: configuration(id), logger: testLogger)
+    public func start(_ id: String) throws -> LedgerNode {
+        let node = try LedgerNode(configuration: configuration(id), logger: logger)
         let task = Task { try await node.run() }
         nodes[id] = (node, task)
         return node
     }
 
     /// Starts the whole council and the managers.
-    func startAll() throws {
+    public func startAll() throws {
         for index in 1...channel.validatorKeys.count { try start("validator-\(index)") }
         for index in 1...channel.managerKeys.count { try start("manager-\(index)") }
     }
 
     /// Stops a node as a crash would leave it: at once, whatever it was doing.
-    func stop(_ id: String) async {
+    public func stop(_ id: String) async {
         guard let entry = nodes.removeValue(forKey: id) else { return }
         await entry.node.stop()
         _ = try? await entry.task.value
     }
 
     /// Stops every node and the broker.
-    func shutdown() async {
+    public func shutdown() async {
         for id in nodes.keys.sorted() { await stop(id) }
         await broker.stop()
         directory.remove()
     }
 
-    func node(_ id: String) -> LedgerNode { nodes[id]!.node }
+    /// A running node.
+    public func node(_ id: String) -> LedgerNode { nodes[id]!.node }
 
     /// The heights of the running nodes.
-    func heights() async -> [String: UInt64] {
+    public func heights() async -> [String: UInt64] {
         var heights: [String: UInt64] = [:]
         for (id, entry) in nodes { heights[id] = await entry.node.height }
         return heights
     }
 
     /// Waits until every running node is at `height` or above.
-    func waitForHeight(_ height: UInt64, limit: Duration = .seconds(60)) async throws {
+    public func waitForHeight(_ height: UInt64, limit: Duration = .seconds(60)) async throws {
         try await eventually(limit, "every node at height \(height)") { [self] in
             await heights().values.allSatisfy { $0 >= height }
         }
     }
 
     /// A client of the test's own (a device, a registrar).
-    func client(_ id: String) async throws -> MQTTClient {
+    public func client(_ id: String) async throws -> MQTTClient {
         let client = try MQTTClient(
             configuration: MQTTConfiguration(
                 host: broker.host, port: broker.port, clientID: "\(id)-\(UUID().uuidString.prefix(6))"),
-            logger: testLogger)
+            logger: logger)
         try await within(.seconds(10), "connect \(id)") { try await client.connect() }
         return client
     }
 
     /// Registers devices through the registrar and waits until the registrations are committed.
-    func register(_ devices: [(id: String, key: PrivateKey, patient: String?)], firstSeq: UInt64 = 1) async throws {
+    public func register(_ devices: [(id: String, key: PrivateKey, patient: String?)], firstSeq: UInt64 = 1)
+        async throws
+    {
         let registrar = try await client("registrar-1")
         defer { registrar.shutdown() }
         let topics = ChannelTopics(channel: channel.genesis.channel)
@@ -138,20 +153,5 @@ final class TestNetwork: @unchecked Sendable {
     }
 
     /// The store of a node, opened read-only for the test's checks.
-    func store(_ id: String) throws -> LedgerStore { try LedgerStore(path: databasePath(id)) }
-}
-
-/// Collects the receipts one device client gets until every seq in `seqs` is committed.
-func waitForCommitted(
-    _ client: MQTTClient, seqs: Set<UInt64>, limit: Duration = .seconds(60)
-) async throws -> [UInt64: Receipt] {
-    try await within(limit, "\(seqs.count) readings committed") {
-        var committed: [UInt64: Receipt] = [:]
-        for await message in client.messages {
-            guard let receipt = try? Receipt(decoding: message.payload) else { continue }
-            if case .committed = receipt.status, seqs.contains(receipt.seq) { committed[receipt.seq] = receipt }
-            if committed.count == seqs.count { break }
-        }
-        return committed
-    }
+    public func store(_ id: String) throws -> LedgerStore { try LedgerStore(path: databasePath(id)) }
 }

@@ -1,0 +1,316 @@
+import Foundation
+import Logging
+import MedLedgerBroker
+import MedLedgerCore
+import MedLedgerFleet
+import MedLedgerMQTT
+import MedLedgerNode
+import MedLedgerStore
+import MedLedgerTestSupport
+import Testing
+
+let fleetLogger: Logger = {
+    var logger = Logger(label: "medledger.fleet.tests")
+    logger.logLevel = ProcessInfo.processInfo.environment["FLEET_TEST_DEBUG"] == nil ? .error : .debug
+    return logger
+}()
+
+/// Runs a test body against a network of 4 validators and `managers` managers on a real broker,
+/// and shuts it down whatever happens.
+func withNetwork<T>(
+    managers: Int = 1, _ body: (TestNetwork) async throws -> T
+) async throws -> T {
+    let network = try await TestNetwork(
+        managers: managers, block: BlockParameters(maxReadings: 200, maxBytes: 1 << 20, timeoutMs: 50))
+    do {
+        try network.startAll()
+        let result = try await body(network)
+        await network.shutdown()
+        return result
+    } catch {
+        await network.shutdown()
+        throw error
+    }
+}
+
+/// Fleet options on a test network's broker, with a state directory of the test's own.
+func fleetOptions(_ network: TestNetwork, devices: Int, state: String) -> FleetOptions {
+    var options = FleetOptions(
+        devices: devices, brokers: [MQTTEndpoint(host: network.broker.host, port: network.broker.port)],
+        genesis: network.channel.genesis, stateDirectory: state)
+    options.rate = 4
+    options.duration = .seconds(3)
+    options.resendInterval = .seconds(3)
+    options.drainTime = .seconds(30)
+    options.settleTime = .seconds(2)
+    options.tickMs = 10
+    options.disconnectPause = .milliseconds(500)
+    return options
+}
+
+/// Runs a fleet to the end and audits it against a validator's replica.
+func runAndAudit(_ fleet: Fleet, _ network: TestNetwork, from height: UInt64 = 1) async throws -> FleetReport {
+    let report = try await within(.seconds(90), "the fleet's run") { try await fleet.run() }
+    #expect(report.pending == 0, "\(report.mismatches)")
+    return try await fleet.audit(againstDatabase: network.databasePath("validator-2"), fromHeight: height)
+}
+
+@Suite("The fleet simulator against real nodes over a real broker", .serialized)
+struct FleetNetworkTests {
+    @Test func aFleetWithEveryFaultIsAccountedForExactlyAndMatchesTheLedger() async throws {
+        try await withNetwork(managers: 2) { network in
+            let state = try TemporaryDirectory("fleet-faults")
+            defer { state.remove() }
+            var options = fleetOptions(network, devices: 20, state: state.path)
+            options.faults = .every(0.04)
+            options.unregisteredShare = 0.15
+            options.offlineShare = 0.2
+            options.offlineDuration = .seconds(1)
+            options.algorithms = .mixed
+            options.burstSize = 5
+            let fleet = try Fleet(options: options, logger: fleetLogger)
+            let summary = try await fleet.register(
+                registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
+            #expect(summary.registered + summary.leftUnregistered == 20)
+            #expect(summary.leftUnregistered > 0)
+            let report = try await runAndAudit(fleet, network)
+            #expect(report.isCorrect, "\(report.mismatches)")
+            #expect(report.audited)
+            #expect(report.committed == report.honest)
+            #expect(report.committed > 100)
+            #expect(report.auditedReadings == report.committed)
+            // Every kind of fault was made, and rejected for its reason.
+            for fault in Fault.allCases where !fault.isBehaviour {
+                #expect((report.faulty[fault.rawValue] ?? 0) > 0, "\(fault) was never drawn")
+            }
+            for reason: RejectionReason in [
+                .badSignature, .clockSkew, .implausibleValue, .malformed, .replayed, .tooLarge, .unitMismatch,
+                .unknownDevice, .wrongChannel,
+            ] {
+                #expect((report.rejected[reason.rawValue] ?? 0) > 0, "no \(reason) rejection")
+            }
+            #expect(report.awaitingRejection.isEmpty)
+            #expect(report.resent > 0, "disconnects and offline periods make devices send again")
+            #expect(report.latency != nil)
+        }
+    }
+
+    @Test func aRestartedFleetContinuesItsSeqsAndNeverReusesOne() async throws {
+        try await withNetwork { network in
+            let state = try TemporaryDirectory("fleet-restart")
+            defer { state.remove() }
+            var options = fleetOptions(network, devices: 5, state: state.path)
+            options.duration = .seconds(1.5)
+            options.seqChunk = 8
+            let first = try Fleet(options: options, logger: fleetLogger)
+            try await first.register(registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
+            let firstReport = try await runAndAudit(first, network)
+            #expect(firstReport.isCorrect, "\(firstReport.mismatches)")
+            let ids = await first.devices.map(\.id)
+            let store = try network.store("validator-2")
+            var highest: [String: UInt64] = [:]
+            for id in ids {
+                let seqs = try store.readings(matching: ReadingQuery(device: id)).map(\.seq)
+                #expect(!seqs.isEmpty)
+                highest[id] = seqs.max()
+            }
+            // The same state directory: the same devices, already registered, after their reservations.
+            let second = try Fleet(options: options, logger: fleetLogger)
+            #expect(await second.devices.map(\.id) == ids)
+            let summary = try await second.register(
+                registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
+            #expect(summary.registered == 0)
+            let reservations = try SeqReservations(path: options.reservationsPath, chunk: options.seqChunk)
+            let secondReport = try await runAndAudit(second, network)
+            #expect(secondReport.isCorrect, "\(secondReport.mismatches)")
+            #expect(secondReport.rejected["replayed"] == nil)
+            let after = try network.store("validator-2")
+            for id in ids {
+                let seqs = try after.readings(matching: ReadingQuery(device: id)).map(\.seq)
+                let later = seqs.filter { $0 > highest[id]! }
+                #expect(!later.isEmpty, "\(id) committed nothing in its second run")
+                #expect(
+                    later.min()! > reservations.reservation(id) - UInt64(options.seqChunk),
+                    "the second run starts after the first run's reservation")
+                #expect(Set(seqs).count == seqs.count)
+            }
+        }
+    }
+
+    @Test func whenItsBrokerDiesTheBacklogFailsOverAndNothingIsCommittedTwice() async throws {
+        try await withNetwork { network in
+            // Broker B, bridged to A (where the nodes are): the hospital's own broker and another.
+            let directory = try TemporaryDirectory("fleet-failover")
+            defer { directory.remove() }
+            let bridge = """
+                connection to-a
+                address \(network.broker.host):\(network.broker.port)
+                bridge_protocol_version mqttv50
+                remote_clientid bridge-b-\(UUID().uuidString.prefix(6))
+                cleansession false
+                try_private true
+                notifications false
+                restart_timeout 1
+                topic medledger/v1/ward-7/# both 1
+
+                """
+            let brokerB = try await MosquittoBroker.start(
+                config: MosquittoConfig(text: BrokerConfigs.dev() + bridge), in: directory.file("b"),
+                logger: fleetLogger)
+            let atB = try MQTTClient(
+                configuration: MQTTConfiguration(
+                    host: brokerB.host, port: brokerB.port, clientID: "probe-b-\(UUID().uuidString.prefix(6))"),
+                logger: fleetLogger)
+            let atA = try await network.client("probe-a")
+            defer {
+                atA.shutdown()
+                atB.shutdown()
+            }
+            try await within(.seconds(10), "connect at B") { try await atB.connect() }
+            try await atA.subscribe("medledger/v1/ward-7/probe")
+            try await atB.subscribe("medledger/v1/ward-7/readings/#")
+            try await within(.seconds(30), "the bridge to come up") {
+                while atA.receivedMessages == 0 {
+                    try await atB.publish(topic: "medledger/v1/ward-7/probe", payload: [1])
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            let state = try TemporaryDirectory("fleet-failover-state")
+            defer { state.remove() }
+            var options = fleetOptions(network, devices: 8, state: state.path)
+            let dead = try MosquittoBroker.freePort()
+            options.brokers = [
+                MQTTEndpoint(host: "127.0.0.1", port: dead), MQTTEndpoint(host: brokerB.host, port: brokerB.port),
+                MQTTEndpoint(host: network.broker.host, port: network.broker.port),
+            ]
+            options.duration = .seconds(4)
+            let fleet = try Fleet(options: options, logger: fleetLogger)
+            try await fleet.register(registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
+            let running = Task { try await fleet.run() }
+            // Readings flow through B, then B dies without warning.
+            try await eventually(.seconds(20), "readings committed through B") {
+                await fleet.stats().committed >= 20
+            }
+            let throughB = atB.receivedMessages
+            #expect(throughB > 0, "the devices chose B (the dead broker first in the list is skipped)")
+            brokerB.kill9()
+            let atKill = await fleet.stats().committed
+            let report = try await within(.seconds(90), "the run") { try await running.value }
+            #expect(report.committed > atKill + 20, "readings went on through A")
+            let audited = try await fleet.audit(againstDatabase: network.databasePath("validator-2"))
+            #expect(audited.isCorrect, "\(audited.mismatches)")
+            #expect(audited.committed == audited.honest)
+            #expect(audited.auditedReadings == audited.committed, "each reading once")
+            await brokerB.stop()
+        }
+    }
+
+    @Test func anOfflineDeviceDeliversItsBacklogWithItsOldTimestamps() async throws {
+        try await withNetwork { network in
+            let state = try TemporaryDirectory("fleet-offline")
+            defer { state.remove() }
+            var options = fleetOptions(network, devices: 3, state: state.path)
+            options.offlineShare = 1
+            options.offlineDuration = .milliseconds(1500)
+            options.duration = .seconds(3)
+            let fleet = try Fleet(options: options, logger: fleetLogger)
+            try await fleet.register(registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
+            let report = try await runAndAudit(fleet, network)
+            #expect(report.isCorrect, "\(report.mismatches)")
+            let store = try network.store("validator-2")
+            for device in await fleet.devices {
+                let readings = try store.readings(matching: ReadingQuery(device: device.id))
+                #expect(readings.count >= 8)
+                var oldest: UInt64 = 0
+                for reading in readings {
+                    let blockTime = try store.block(at: reading.height).header.time
+                    if blockTime > reading.time { oldest = max(oldest, blockTime - reading.time) }
+                }
+                #expect(oldest >= 1000, "\(device.id): its backlog was committed \(oldest) ms after it was sampled")
+            }
+        }
+    }
+
+    @Test func revokedDevicesAreRefusedFromTheRevocationOn() async throws {
+        try await withNetwork { network in
+            let state = try TemporaryDirectory("fleet-revoke")
+            defer { state.remove() }
+            var options = fleetOptions(network, devices: 6, state: state.path)
+            options.duration = .seconds(4)
+            let fleet = try Fleet(options: options, logger: fleetLogger)
+            try await fleet.register(registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
+            let running = Task { try await fleet.run() }
+            try await eventually(.seconds(20), "readings committed") { await fleet.stats().committed >= 10 }
+            let revoked = Array(await fleet.devices.suffix(2).map(\.id))
+            try await fleet.revoke(revoked)
+            let report = try await within(.seconds(90), "the run") { try await running.value }
+            #expect(report.afterRevocation > 0)
+            #expect((report.rejected["revoked-device"] ?? 0) >= report.afterRevocation)
+            let audited = try await fleet.audit(againstDatabase: network.databasePath("validator-2"))
+            #expect(audited.isCorrect, "\(audited.mismatches)")
+            #expect(await fleet.devices.filter(\.revoked).map(\.id) == revoked)
+            // Nothing of theirs is committed after the block that revoked them.
+            let store = try network.store("validator-2")
+            var revokedAt: [String: UInt64] = [:]
+            for height in 1...store.height {
+                for bytes in try store.block(at: height).body.transactions {
+                    if case .revokeDevice(let device) = try SignedTransaction(decoding: bytes).transaction.body {
+                        revokedAt[device] = height
+                    }
+                }
+            }
+            for id in revoked {
+                #expect(store.state.devices[id]?.revoked == true)
+                let at = try #require(revokedAt[id])
+                let heights = try store.readings(matching: ReadingQuery(device: id)).map(\.height)
+                #expect(!heights.isEmpty)
+                #expect(heights.allSatisfy { $0 < at })
+            }
+        }
+    }
+
+    @Test func theCommandLineReportsAsJSONAndExitsNonZeroOnAMismatch() async throws {
+        try await withNetwork { network in
+            let state = try TemporaryDirectory("fleet-cli")
+            defer { state.remove() }
+            let keyPath = state.file("registrar.key")
+            try network.channel.registrarKey.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
+            let executable = URL(fileURLWithPath: ToolRunner.medledgerPath).deletingLastPathComponent()
+                .appendingPathComponent("medledger-fleet").path
+            let common = [
+                "--broker", "\(network.broker.host):\(network.broker.port)", "--genesis", network.genesisPath,
+                "--registrar-key", keyPath, "--registrar-id", "registrar-1", "--devices", "4", "--rate", "4",
+                "--duration", "1.5", "--state", state.file("fleet"), "--audit-db",
+                network.databasePath("validator-1"), "--status-interval", "0", "--faults", "malformed=0.1",
+            ]
+            let good = try ToolRunner.run(executable, common + ["--json"], in: state.path)
+            #expect(good.status == 0, "\(good.stderr)\n\(good.stdout)")
+            let object = try JSONSerialization.jsonObject(with: Data(good.stdout.utf8)) as? [String: Any]
+            let report = try #require(object?["report"] as? [String: Any])
+            #expect(report["mismatchCount"] as? Int == 0)
+            #expect((report["committed"] as? Int ?? 0) > 0)
+            #expect(report["audited"] as? Bool == true)
+            #expect((object?["peakResidentBytes"] as? Int ?? 0) > 0)
+
+            // A fleet file that claims its devices are registered, on a ledger that never heard of
+            // them: every reading is refused as unknown-device, against the fleet's expectation.
+            let path = state.file("fleet/fleet.json")
+            var file = try FleetFile.load(path)
+            file.prefix = "ghost"
+            for index in file.devices.indices {
+                file.devices[index].id = "ghost-\(index)"
+                file.devices[index].registered = false
+            }
+            try file.write(path)
+            let bad = try ToolRunner.run(executable, common + ["--no-register"], in: state.path)
+            #expect(bad.status == 0, "not registered per the file: refusals are expected\n\(bad.stdout)")
+            for index in file.devices.indices { file.devices[index].registered = true }
+            try file.write(path)
+            let wrong = try ToolRunner.run(executable, common + ["--no-register"], in: state.path)
+            #expect(wrong.status == 1, "\(wrong.stderr)\n\(wrong.stdout)")
+            #expect(wrong.stdout.contains("expected committed, got rejected (unknown-device)"))
+            let usage = try ToolRunner.run(executable, ["--devices", "0"], in: state.path)
+            #expect(usage.status == 64)
+        }
+    }
+}
