@@ -67,6 +67,17 @@ let package = Package(
             swiftSettings: settings
         ),
         .executableTarget(
+            name: "fleet-figures",
+            dependencies: [
+                .product(name: "MedLedgerCore", package: "MedLedger"),
+                .product(name: "MedLedgerMQTT", package: "MedLedger"),
+                .product(name: "MedLedgerBroker", package: "MedLedger"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/fleet-figures",
+            swiftSettings: settings
+        ),
+        .executableTarget(
             name: "LedgerBenchmarks",
             dependencies: [
                 "LedgerFixtures",

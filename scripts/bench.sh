@@ -2,7 +2,7 @@
 # Builds the Benchmarks package in release, measures the project's promised figures (ledger-figures,
 # then mqtt-figures) and runs the ordo-one/benchmark suite.
 #
-#   scripts/bench.sh [--figures-only | --suite-only | --mqtt-only] [-- BENCHMARK-PLUGIN-ARGS...]
+#   scripts/bench.sh [--figures-only | --suite-only | --mqtt-only | --fleet-only] [-- BENCHMARK-PLUGIN-ARGS...]
 #
 # Writes the figures as JSON to Benchmarks/.build/ledger-figures.json (or $FIGURES_JSON) and
 # Benchmarks/.build/mqtt-figures.json (or $MQTT_FIGURES_JSON). mqtt-figures starts its own Mosquitto
@@ -10,7 +10,12 @@
 # libmosquitto, C) at QoS 1 and 0 in the same run, and measures the memory of mqtt-fleet holding
 # 10,000 device connections. The open-file limit is raised first (10,000 connections need as many
 # descriptors in the fleet's process and in the broker's). MQTT_FIGURES_ARGS passes more options,
-# e.g. "--rounds 5".
+# e.g. "--rounds 5". fleet-figures runs medledger-fleet (built in release from the main package)
+# with 10,000 devices, each its own connection, publishing every 10 s for 120 s, against a stand-in
+# manager that checks every signature and answers accepted and committed receipts, and reports the
+# fleet process's peak resident memory and CPU (Benchmarks/.build/fleet-figures.json or
+# $FLEET_FIGURES_JSON); FLEET_FIGURES_ARGS passes more options (e.g. "--devnet DIR" to use a running
+# medledger devnet instead of the stand-in).
 # Needs the project's apt packages (libzstd-dev libsqlite3-dev libssl-dev); the benchmark
 # package's malloc statistics come from its MallocInterposer trait, so no jemalloc.
 # Exits non-zero when a figure misses its target (after running everything asked).
@@ -21,14 +26,16 @@ package="$root/Benchmarks"
 figures=1
 suite=1
 mqtt=1
+fleet=1
 plugin_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --figures-only) suite=0 ;;
-        --suite-only) figures=0; mqtt=0 ;;
-        --mqtt-only) figures=0; suite=0 ;;
+        --suite-only) figures=0; mqtt=0; fleet=0 ;;
+        --mqtt-only) figures=0; suite=0; fleet=0 ;;
+        --fleet-only) figures=0; suite=0; mqtt=0 ;;
         --) shift; plugin_args=("$@"); break ;;
-        *) echo "usage: $0 [--figures-only | --suite-only | --mqtt-only] [-- BENCHMARK-PLUGIN-ARGS...]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--figures-only | --suite-only | --mqtt-only | --fleet-only] [-- BENCHMARK-PLUGIN-ARGS...]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -58,6 +65,17 @@ if [ "$mqtt" -eq 1 ]; then
     # shellcheck disable=SC2086
     "$(swift build --package-path "$package" -c release --show-bin-path)/mqtt-figures" --json "$json" --strict \
         ${MQTT_FIGURES_ARGS:-} || status=$?
+fi
+if [ "$fleet" -eq 1 ]; then
+    echo "== fleet-figures"
+    swift build --package-path "$root" -c release --product medledger-fleet
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    echo "open-file limit: $(ulimit -n)"
+    json="${FLEET_FIGURES_JSON:-$package/.build/fleet-figures.json}"
+    # shellcheck disable=SC2086
+    "$(swift build --package-path "$package" -c release --show-bin-path)/fleet-figures" \
+        --fleet-bin "$(swift build --package-path "$root" -c release --show-bin-path)/medledger-fleet" \
+        --json "$json" --strict ${FLEET_FIGURES_ARGS:-} || status=$?
 fi
 if [ "$suite" -eq 1 ]; then
     echo "== benchmark suite"

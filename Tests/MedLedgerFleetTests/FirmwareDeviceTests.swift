@@ -174,11 +174,21 @@ struct FirmwareDeviceTests {
         let nextSample = device.sample(now: start + 10, faults: .none, skewMs: 300_000)
         let next = try #require(nextSample)
         #expect(next.receiptSeq == 4)
-        // A busy receipt: the reading stays and is due again after the busy retry, not the resend interval.
+        // A busy receipt: the device pauses (half to all of the busy retry), then sends again;
+        // each busy in a row doubles the pause.
         _ = device.takeDue(now: start + 2000, resendAfter: 60_000, everything: true)
         #expect(device.receive(Receipt(seq: 4, status: .busy), now: start + 2000, busyRetryMs: 500) == .busy)
-        #expect(device.takeDue(now: start + 2400, resendAfter: 60_000).isEmpty)
+        #expect((start + 2250...start + 2500).contains(device.holdUntil))
+        #expect(device.takeDue(now: start + 2240, resendAfter: 60_000).isEmpty)
         #expect(device.takeDue(now: start + 2500, resendAfter: 60_000) == [next.bytes])
+        // Everything asked for during a pause (a reconnect) goes out when it ends.
+        device.receive(Receipt(seq: 4, status: .busy), now: start + 2500, busyRetryMs: 500)
+        #expect(device.takeDue(now: start + 2600, resendAfter: 60_000, everything: true).isEmpty)
+        #expect(device.takeDue(now: device.holdUntil, resendAfter: 60_000).count == 3)
+        #expect((start + 3000...start + 3500).contains(device.holdUntil), "the second busy in a row doubles it")
+        device.receive(Receipt(seq: 4, status: .accepted))
+        device.receive(Receipt(seq: 4, status: .busy), now: start + 4000, busyRetryMs: 500)
+        #expect((start + 4250...start + 4500).contains(device.holdUntil), "an accepted receipt ends the streak")
         // An honest reading refused is a mismatch the report names.
         #expect(device.receive(Receipt(seq: 3, status: .rejected(.replayed))) == .unexpected)
         let report = FleetReport(devices: [device], pendingIsMismatch: false)

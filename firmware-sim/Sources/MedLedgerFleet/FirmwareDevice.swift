@@ -114,6 +114,11 @@ public struct FirmwareDevice: Sendable {
     public private(set) var revocation: RevocationState
     /// The tally of what happened to this device's messages.
     public private(set) var account = DeviceAccount()
+    /// Until when the device sends nothing (ms): a manager said it was too busy, so the device
+    /// backs off, each `busy` in a row doubling the pause, as a server's Retry-After asks.
+    public private(set) var holdUntil: UInt64 = 0
+    /// `busy` receipts since the last `accepted` or `committed`.
+    private var busyStreak = 0
     /// Seqs committed recently (targets for replays).
     private var recentlyCommitted: [UInt64] = []
     private var random: SeededRandom
@@ -286,6 +291,17 @@ public struct FirmwareDevice: Sendable {
     /// - Returns: the messages' bytes.
     public mutating func takeDue(now: UInt64, resendAfter: UInt64, everything: Bool = false) -> [[UInt8]] {
         guard keptCount > 0 else { return [] }
+        if now < holdUntil {
+            // Backing off: what was asked for goes out when the pause ends.
+            if everything {
+                for seq in kept.keys {
+                    for index in kept[seq]!.indices where kept[seq]![index].retryAt != nil {
+                        kept[seq]![index].retryAt = min(kept[seq]![index].retryAt!, holdUntil)
+                    }
+                }
+            }
+            return []
+        }
         var due: [(UInt64, Int)] = []
         for (seq, messages) in kept {
             for (index, message) in messages.enumerated()
@@ -333,23 +349,34 @@ public struct FirmwareDevice: Sendable {
     /// - Parameters:
     ///   - receipt: the receipt.
     ///   - now: the clock, ms (for the latency, and when a `busy` message is due again).
-    ///   - busyRetryMs: how soon a message the manager was too busy for is sent again, ms.
+    ///   - busyRetryMs: the first pause after a `busy` receipt, ms; each further one in a row
+    ///     doubles it (with jitter), up to `busyMaxMs`.
+    ///   - busyMaxMs: the longest pause, ms.
     /// - Returns: what the receipt did.
     @discardableResult
-    public mutating func receive(_ receipt: Receipt, now: UInt64 = 0, busyRetryMs: UInt64 = 1000) -> ReceiptEffect {
+    public mutating func receive(
+        _ receipt: Receipt, now: UInt64 = 0, busyRetryMs: UInt64 = 1000, busyMaxMs: UInt64 = 30_000
+    ) -> ReceiptEffect {
         let seq = receipt.seq
         switch receipt.status {
         case .accepted:
             account.acceptedReceipts += 1
+            busyStreak = 0
             return .none
         case .busy:
             account.busyReceipts += 1
+            let doubling = UInt64(1) << UInt64(min(busyStreak, 16))
+            busyStreak += 1
+            let pause = min(max(1, busyMaxMs), busyRetryMs &* doubling)
+            let jittered = UInt64(Double(pause) * Double.random(in: 0.5...1, using: &random))
+            holdUntil = max(holdUntil, now &+ max(1, jittered))
             guard kept[seq] != nil else { return .none }
             for index in kept[seq]!.indices where kept[seq]![index].retryAt != nil {
-                kept[seq]![index].retryAt = now &+ busyRetryMs
+                kept[seq]![index].retryAt = holdUntil
             }
             return .busy
         case .committed(let height, let blockHash):
+            busyStreak = 0
             if let index = kept[seq]?.firstIndex(where: { $0.expectation == .committed }) {
                 let message = remove(seq: seq, at: index)
                 if message.inDoubt { account.inDoubtCommitted += 1 } else { account.committed += 1 }

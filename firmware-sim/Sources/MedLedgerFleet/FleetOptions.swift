@@ -56,7 +56,8 @@ public struct FleetOptions: Sendable {
     public var burstSize = 10
     /// How long a device waits for a final receipt before it sends a kept message again.
     public var resendInterval: Duration = .seconds(30)
-    /// How soon a device sends again a reading the manager was too busy for.
+    /// How long a device pauses after a manager said it was too busy (each `busy` in a row
+    /// doubles the pause, with jitter, up to the resend interval), then sends its store again.
     public var busyRetry: Duration = .seconds(1)
     /// The most messages a device keeps unanswered (well below the 1024-wide anti-replay window).
     public var storeCapacity = 256

@@ -303,7 +303,8 @@ actor FleetShard {
 
     /// Takes a receipt for a device.
     func receive(_ index: Int, _ receipt: Receipt) {
-        let effect = slots[index].device.receive(receipt, now: Self.nowMs(), busyRetryMs: settings.busyRetryMs)
+        let effect = slots[index].device.receive(
+            receipt, now: Self.nowMs(), busyRetryMs: settings.busyRetryMs, busyMaxMs: settings.resendMs)
         switch effect {
         case .committed(let latencyMs):
             committedTotal += 1
