@@ -61,8 +61,9 @@ struct FleetNetworkTests {
         try await withNetwork(managers: 2) { network in
             let state = try TemporaryDirectory("fleet-faults")
             defer { state.remove() }
-            var options = fleetOptions(network, devices: 20, state: state.path)
-            options.faults = .every(0.04)
+            var options = fleetOptions(network, devices: 24, state: state.path)
+            options.rate = 6
+            options.faults = .every(0.05)
             options.unregisteredShare = 0.15
             options.offlineShare = 0.2
             options.offlineDuration = .seconds(1)
@@ -71,13 +72,13 @@ struct FleetNetworkTests {
             let fleet = try Fleet(options: options, logger: fleetLogger)
             let summary = try await fleet.register(
                 registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
-            #expect(summary.registered + summary.leftUnregistered == 20)
+            #expect(summary.registered + summary.leftUnregistered == 24)
             #expect(summary.leftUnregistered > 0)
             let report = try await runAndAudit(fleet, network)
             #expect(report.isCorrect, "\(report.mismatches)")
             #expect(report.audited)
             #expect(report.committed == report.honest)
-            #expect(report.committed > 100)
+            #expect(report.committed >= 40)
             #expect(report.auditedReadings == report.committed)
             // Every kind of fault was made, and rejected for its reason.
             for fault in Fault.allCases where !fault.isBehaviour {
@@ -210,9 +211,10 @@ struct FleetNetworkTests {
             let state = try TemporaryDirectory("fleet-offline")
             defer { state.remove() }
             var options = fleetOptions(network, devices: 3, state: state.path)
+            // Offline once each, from between 0.5 and 2.5 s for 2 s: back before publishing ends.
             options.offlineShare = 1
-            options.offlineDuration = .milliseconds(1500)
-            options.duration = .seconds(3)
+            options.offlineDuration = .seconds(2)
+            options.duration = .seconds(5)
             let fleet = try Fleet(options: options, logger: fleetLogger)
             try await fleet.register(registrarID: "registrar-1", registrarKey: network.channel.registrarKey)
             let report = try await runAndAudit(fleet, network)
@@ -220,7 +222,7 @@ struct FleetNetworkTests {
             let store = try network.store("validator-2")
             for device in await fleet.devices {
                 let readings = try store.readings(matching: ReadingQuery(device: device.id))
-                #expect(readings.count >= 8)
+                #expect(readings.count >= 5)
                 var oldest: UInt64 = 0
                 for reading in readings {
                     let blockTime = try store.block(at: reading.height).header.time

@@ -82,7 +82,8 @@ public actor Fleet {
         }
         let before = file.devices.count
         file.grow(
-            to: options.devices, algorithms: options.algorithms, unregisteredShare: options.unregisteredShare,
+            to: options.devices, algorithms: options.algorithms,
+            unregisteredShare: max(options.unregisteredShare, options.faults[.unregistered]),
             abnormalShare: options.abnormalShare)
         if file.devices.count != before || !FileManager.default.fileExists(atPath: path) { try file.write(path) }
         self.file = file

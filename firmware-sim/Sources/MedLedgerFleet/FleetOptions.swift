@@ -41,7 +41,8 @@ public struct FleetOptions: Sendable {
     public var keepAlive = 30
     /// What the devices get wrong, by share of readings.
     public var faults: FaultPlan = .none
-    /// The share of new devices never registered (their readings must be refused as `unknown-device`).
+    /// The share of new devices never registered (their readings must be refused as
+    /// `unknown-device`); the fault plan's `unregistered` share, when higher, is used instead.
     public var unregisteredShare: Double = 0
     /// The share of patients with abnormal (but plausible) values.
     public var abnormalShare: Double = 0.1
