@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 public import Logging
 internal import MedLedgerConsensus
@@ -45,9 +46,15 @@ public actor LedgerNode: Service {
     /// Counters an operator (and the tests) can read.
     public internal(set) var counters = NodeCounters()
 
+    /// Whether the node is connected and subscribed (its consensus has started).
+    public private(set) var isReady = false
     var syncing = false
     var syncTarget: UInt64 = 0
     var stopped = false
+
+    private let executor: QueueExecutor
+    /// The node runs on its own queue (see `QueueExecutor`).
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     /// Opens the node's store and journal and makes its client; nothing is sent yet.
     /// - Parameters:
@@ -56,6 +63,7 @@ public actor LedgerNode: Service {
     /// - Throws: `NodeError` naming the file or setting that is wrong.
     public init(configuration: NodeConfiguration, logger: Logger) throws(NodeError) {
         self.configuration = configuration
+        executor = QueueExecutor(label: "medledger.node.\(configuration.id)")
         let genesis = try Self.readGenesis(configuration.genesis)
         self.genesis = genesis
         topics = ChannelTopics(channel: genesis.channel)
@@ -164,6 +172,7 @@ public actor LedgerNode: Service {
         }
         logger.info(
             "node started", metadata: ["role": "\(configuration.role.rawValue)", "height": "\(store.height)"])
+        isReady = true
         startHeight(store.height + 1)
         writeStatus()
         let ticker = Task { [weak self] in
@@ -354,7 +363,9 @@ public actor LedgerNode: Service {
         let parameters = genesis.block
         let verifier = self.verifier
         let started = ContinuousClock.now
-        Task.detached { [weak self] in
+        // Off the actor and off the cooperative pool: the check blocks a thread for as long as the
+        // block's signatures take.
+        DispatchQueue.global().async { [weak self] in
             var checked: CheckedBlock?
             var problem = ""
             do {
@@ -363,7 +374,10 @@ public actor LedgerNode: Service {
             } catch {
                 problem = "\(error)"
             }
-            await self?.validated(value, height: height, checked: checked, problem: problem, started: started)
+            let result = checked
+            Task { [weak self, problem] in
+                await self?.validated(value, height: height, checked: result, problem: problem, started: started)
+            }
         }
     }
 

@@ -496,6 +496,28 @@ public final class LedgerStore {
         return (height, blockHash, body.readings[pos])
     }
 
+    /// Where a submitter's transaction with a seq was committed, and its exact bytes (how a
+    /// manager tells a transaction sent again from a replay).
+    /// - Returns: nil when no such transaction is committed.
+    /// - Throws: `StoreError` when the store cannot be read.
+    public func committedTransaction(submitter: String, seq: UInt64) throws(StoreError) -> (
+        height: UInt64, blockHash: Hash256, bytes: [UInt8]
+    )? {
+        guard
+            let (height, pos, hash) = try db.first(
+                """
+                SELECT t.height, t.pos, b.hash FROM transactions t JOIN blocks b ON b.height = t.height
+                WHERE t.submitter = ? AND t.seq = ?
+                """, [.text(submitter), .integer(Int64(clamping: seq))],
+                { (UInt64($0.int(0)), Int($0.int(1)), $0.blob(2)) })
+        else { return nil }
+        let body = try body(at: height)
+        guard pos < body.transactions.count, let blockHash = Hash256(bytes: hash) else {
+            throw StoreError(.corrupt, "block \(height) has no transaction \(pos), but the index names it")
+        }
+        return (height, blockHash, body.transactions[pos])
+    }
+
     /// The proof that the council committed a stored reading.
     /// - Parameters:
     ///   - height: the reading's block height.
