@@ -16,11 +16,13 @@ let package = Package(
     products: [
         .library(name: "MedLedgerCore", targets: ["MedLedgerCore"]),
         .library(name: "MedLedgerStore", targets: ["MedLedgerStore"]),
+        .library(name: "MedLedgerContracts", targets: ["MedLedgerContracts"]),
         .executable(name: "medledger", targets: ["medledger"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -34,8 +36,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "MedLedgerContracts",
+            dependencies: [
+                "MedLedgerCore",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "MedLedgerStore",
-            dependencies: ["MedLedgerCore", "CSQLite"],
+            dependencies: ["MedLedgerCore", "MedLedgerContracts", "CSQLite"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -56,6 +67,11 @@ let package = Package(
         .testTarget(
             name: "MedLedgerCoreTests",
             dependencies: ["MedLedgerCore", "MedLedgerTestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerContractsTests",
+            dependencies: ["MedLedgerCore", "MedLedgerContracts", "MedLedgerTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
