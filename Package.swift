@@ -76,7 +76,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MedLedgerStoreTests",
-            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "CSQLite"],
+            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerContracts", "MedLedgerTestSupport", "CSQLite"],
             swiftSettings: strictSettings
         ),
         .testTarget(
