@@ -9,6 +9,9 @@ struct MedLedgerCommand: AsyncParsableCommand {
         subcommands: [
             KeygenCommand.self, ChannelCommand.self, ReadingCommand.self, VerifyCommand.self, SampleChainCommand.self,
             QueryCommand.self, VerifyProofCommand.self,
+            // Access contracts (docs/CONTRACTS.md).
+            ContractCommand.self, ConsentCommand.self, ProfessionalCommand.self, TreatmentCommand.self,
+            AccessCommand.self,
         ]
     )
 }
