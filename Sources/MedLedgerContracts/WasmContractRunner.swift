@@ -26,6 +26,12 @@ public struct WasmContractRunner: ContractRunner {
         checks = Checks()
     }
 
+    /// `wasmkit-0.4.2 fuel=… memory=… tables=… stack=…`: the runtime and the limits decisions depend on.
+    public var runtime: String {
+        "wasmkit-0.4.2 fuel=\(limits.fuel) memory=\(limits.memoryBytes) tables=\(limits.tableElements) "
+            + "stack=\(limits.stackBytes)"
+    }
+
     /// Decides one access request by running the contract's `decide`.
     public func decide(contract: DeployedContract, context: ContractRequestContext, ledger: AccessLedgerView)
         -> ContractVerdict

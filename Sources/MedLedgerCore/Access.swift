@@ -457,6 +457,10 @@ public enum ContractVerdict: Hashable, Sendable {
 /// Runs access contracts. Validators, managers and verifiers must use runners that decide alike
 /// (the same runtime and limits), since every decision becomes part of the ledger's state.
 public protocol ContractRunner: Sendable {
+    /// Names the runtime and its limits: two runners with the same name decide alike. A store
+    /// refuses a checked block whose decisions came from a runner of another name.
+    var runtime: String { get }
+
     /// Decides one access request. Must be deterministic: a function of its arguments alone.
     /// - Parameters:
     ///   - contract: the deployed contract.
@@ -472,6 +476,9 @@ public protocol ContractRunner: Sendable {
 public struct DenyingContractRunner: ContractRunner {
     /// Makes one.
     public init() {}
+
+    /// `none`.
+    public var runtime: String { "none" }
 
     /// Denies with `no-runner`.
     public func decide(contract: DeployedContract, context: ContractRequestContext, ledger: AccessLedgerView)

@@ -119,6 +119,8 @@ public struct CheckedBlock: Sendable {
     public let submitters: [String: ReplayWindow]
     /// What the block changes in the access state, with the decisions on its access requests.
     public let access: AccessChanges
+    /// The runtime that decided them (`ContractRunner.runtime`).
+    public let contractRuntime: String
 }
 
 /// What the items of one block change, collected as they are checked in order.
@@ -380,7 +382,7 @@ public struct LedgerState: Hashable, Sendable {
         return CheckedBlock(
             block: block, headerHash: header.hash, readings: readings, patients: patients,
             transactions: transactions, devices: changes.devices, submitters: changes.submitters,
-            access: changes.access)
+            access: changes.access, contractRuntime: contracts.runtime)
     }
 
     /// Checks a transaction of a block against the ledger's rules, given the changes of the

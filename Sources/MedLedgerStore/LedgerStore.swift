@@ -252,10 +252,19 @@ public final class LedgerStore {
         return checked
     }
 
-    /// Appends a block already checked against the store's state, with its certificate.
-    /// - Throws: `StoreError` when the certificate is invalid or SQLite fails.
+    /// Appends a block already checked against the store's state, with its certificate. When the
+    /// block decided access requests, they must have been decided by a runner of the same runtime as
+    /// the store's (`contractRunner`): pass it to `LedgerState.check`.
+    /// - Throws: `StoreError` when the certificate is invalid, the decisions came from another
+    ///   contract runtime, or SQLite fails.
     public func append(_ checked: CheckedBlock, certificate: CommitCertificate) throws(StoreError) {
         let header = checked.block.header
+        guard checked.access.decisions.isEmpty || checked.contractRuntime == contractRunner.runtime else {
+            throw StoreError(
+                .rejected,
+                "block \(header.height) was checked with contract runtime '\(checked.contractRuntime)'; this store "
+                    + "decides with '\(contractRunner.runtime)'")
+        }
         guard header.height == state.height + 1, header.previousHash == state.headerHash else {
             throw StoreError(.rejected, "block \(header.height) does not extend height \(state.height)")
         }

@@ -6,6 +6,8 @@ import Testing
 struct ScriptedRunner: ContractRunner {
     let body: @Sendable (DeployedContract, ContractRequestContext, AccessLedgerView) -> ContractVerdict
 
+    var runtime: String { "scripted" }
+
     func decide(contract: DeployedContract, context: ContractRequestContext, ledger: AccessLedgerView)
         -> ContractVerdict
     {

@@ -149,6 +149,27 @@ struct AccessStoreTests {
         #expect(professional.map(\.message) == ["professionals: a row differs from what the blocks imply"])
     }
 
+    @Test func aBlockDecidedByAnotherRuntimeIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let channel = TestChannel()
+        let store = try LedgerStore(path: directory.file("ledger.sqlite"), genesis: channel.genesis)
+        var ledger = try AccessFixture(channel: channel, runner: WasmContractRunner(), store: store)
+        let contract = try ledger.deploy("grant-all", module: ShippedContracts.module("test-grant-all"))
+        let request = ledger.request(
+            AccessRequest(contract: contract, kinds: ["8867-4"], from: 0, to: 1, purpose: "p", study: "s"))
+        let block = channel.block(on: store.state, transactions: [request])
+        // The core's default runner decides otherwise (no-runner); the store refuses its decisions.
+        let checked = try store.state.check(block, verifier: SequentialSignatureVerifier())
+        let error = try #require(throws: StoreError.self) {
+            try store.append(checked, certificate: channel.certificate(for: block.header))
+        }
+        #expect(error.code == .rejected)
+        #expect(error.message.contains("contract runtime 'none'"))
+        try store.append(block, certificate: channel.certificate(for: block.header))
+        #expect(store.state.access.grants[request.id] != nil)
+    }
+
     @Test func aVersionOneStoreIsMigrated() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
