@@ -16,17 +16,23 @@ let package = Package(
     products: [
         .library(name: "MedLedgerCore", targets: ["MedLedgerCore"]),
         .library(name: "MedLedgerStore", targets: ["MedLedgerStore"]),
+        .library(name: "MedLedgerMQTT", targets: ["MedLedgerMQTT"]),
+        .library(name: "MedLedgerBroker", targets: ["MedLedgerBroker"]),
+        .library(name: "MedLedgerConsensus", targets: ["MedLedgerConsensus"]),
         .library(name: "MedLedgerContracts", targets: ["MedLedgerContracts"]),
         .executable(name: "medledger", targets: ["medledger"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .target(
             name: "MedLedgerCore",
             dependencies: [
@@ -49,15 +55,53 @@ let package = Package(
             dependencies: ["MedLedgerCore", "MedLedgerContracts", "CSQLite"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "MedLedgerMQTT",
+            dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerBroker",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerConsensus",
+            dependencies: ["MedLedgerCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerNode",
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerConsensus", "MedLedgerMQTT",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "medledger",
             dependencies: [
                 "MedLedgerCore",
                 "MedLedgerStore",
+                "MedLedgerBroker",
+                "MedLedgerNode",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 "MedLedgerContracts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerFleet",
+            dependencies: ["MedLedgerCore", "MedLedgerStore"],
+            path: "firmware-sim/Sources/MedLedgerFleet",
             swiftSettings: strictSettings
         ),
         .target(
@@ -78,6 +122,38 @@ let package = Package(
         .testTarget(
             name: "MedLedgerStoreTests",
             dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerContracts", "MedLedgerTestSupport", "CSQLite"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerFleetTests",
+            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerFleet", "MedLedgerTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "FirmwareDeviceTests",
+            dependencies: ["MedLedgerCore", "MedLedgerTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerMQTTTests",
+            dependencies: [
+                "MedLedgerMQTT", "MedLedgerBroker", "MedLedgerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerConsensusTests",
+            dependencies: ["MedLedgerConsensus", "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerNodeTests",
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerNode", "MedLedgerMQTT", "MedLedgerBroker",
+                "MedLedgerConsensus",
+                "MedLedgerTestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(name: "MedLedger", path: ".."),
     ],
     targets: [
@@ -37,6 +38,32 @@ let package = Package(
                 .product(name: "MedLedgerStore", package: "MedLedger"),
             ],
             path: "Sources/ledger-figures",
+            swiftSettings: settings
+        ),
+        // The plain-libmosquitto program the Swift client's throughput is compared with.
+        .executableTarget(
+            name: "mqtt-bare",
+            path: "Sources/mqtt-bare",
+            linkerSettings: [.linkedLibrary("mosquitto"), .linkedLibrary("pthread")]
+        ),
+        .executableTarget(
+            name: "mqtt-figures",
+            dependencies: [
+                .product(name: "MedLedgerMQTT", package: "MedLedger"),
+                .product(name: "MedLedgerBroker", package: "MedLedger"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/mqtt-figures",
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "mqtt-fleet",
+            dependencies: [
+                .product(name: "MedLedgerMQTT", package: "MedLedger"),
+                .product(name: "MedLedgerBroker", package: "MedLedger"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/mqtt-fleet",
             swiftSettings: settings
         ),
         .executableTarget(

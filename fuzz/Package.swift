@@ -20,11 +20,12 @@ let package = Package(
         .package(name: "MedLedger", path: "..")
     ],
     targets: [
+        .target(name: "CFuzzDriver"),
         .target(
             name: "FuzzSupport",
-            dependencies: [.product(name: "MedLedgerCore", package: "MedLedger")],
+            dependencies: ["CFuzzDriver", .product(name: "MedLedgerCore", package: "MedLedger")],
             swiftSettings: settings
-        )
+        ),
     ]
         + fuzzers.map { name in
             .executableTarget(

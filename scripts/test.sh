@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/build-device.sh --test
 swift build --build-tests
 mkdir -p .build
 set +e

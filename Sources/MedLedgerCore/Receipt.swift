@@ -1,14 +1,23 @@
 /// A manager's answer to a device about one reading (PROTOCOL.md, "A receipt"): a CBOR map
 /// `{1: seq, 2: status, 3: height, 4: block hash, 5: reason}` on `receipts/{device}`.
-public struct Receipt: Hashable, Sendable {
+public typealias Receipt = LedgerReceipt<RejectionReason>
+
+/// A manager's answer to a transaction's submitter, on `medledger/v1/{channel}/tx-receipts/{submitter}`:
+/// the same map as a reading's receipt, with a transaction's reasons (docs/FORMATS.md).
+public typealias TransactionReceipt = LedgerReceipt<TransactionRejection.Reason>
+
+/// A receipt: `{1: seq, 2: status, 3: height, 4: block hash, 5: reason}`, where a rejection's
+/// reason is one of `Reason`'s names.
+public struct LedgerReceipt<Reason: RawRepresentable & Hashable & Sendable>: Hashable, Sendable
+where Reason.RawValue == String {
     /// What happened to the reading.
     public enum Status: Hashable, Sendable {
         /// Queued for a block.
         case accepted
         /// In a committed block at this height with this header hash.
         case committed(height: UInt64, blockHash: Hash256)
-        /// Refused, with the protocol's reason.
-        case rejected(RejectionReason)
+        /// Refused, with the reason.
+        case rejected(Reason)
         /// Not taken now because the manager's pool is full (an extension of PROTOCOL.md: status
         /// `"busy"`, 5: `"mempool-full"`). The device keeps the reading and sends it again later,
         /// exactly as it does for a reading with no receipt.
@@ -16,7 +25,7 @@ public struct Receipt: Hashable, Sendable {
     }
 
     /// The reason a `busy` receipt gives.
-    public static let busyReason = "mempool-full"
+    public static var busyReason: String { "mempool-full" }
     /// The reading's sequence number (0 when the reading did not decode far enough to tell).
     public var seq: UInt64
     /// What happened to it.
@@ -70,7 +79,7 @@ public struct Receipt: Hashable, Sendable {
             else { throw LedgerFormatError("a committed receipt needs 3 (height) and 4 (a 32-byte block hash)") }
             self.init(seq: seq, status: .committed(height: height, blockHash: hash))
         case "rejected":
-            guard let text = map[intKey: 5]?.textValue, let reason = RejectionReason(rawValue: text) else {
+            guard let text = map[intKey: 5]?.textValue, let reason = Reason(rawValue: text) else {
                 throw LedgerFormatError("a rejected receipt needs 5 (one of the protocol's reasons)")
             }
             self.init(seq: seq, status: .rejected(reason))

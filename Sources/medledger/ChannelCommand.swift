@@ -48,36 +48,55 @@ struct ChannelCommand: ParsableCommand {
         }
 
         func run() throws {
-            let genesisPath = "\(dir)/genesis.json"
-            guard !FileManager.default.fileExists(atPath: genesisPath) else {
-                throw ToolError("\(genesisPath) exists already; choose another --dir")
-            }
-            try Files.makeDirectory("\(dir)/keys")
-            func members(_ prefix: String, _ count: Int) throws -> [Member] {
-                try (1...count).map { index in
-                    let id = "\(prefix)-\(index)"
-                    let key = PrivateKey(generating: alg)
-                    try Files.write(key.pemRepresentation, to: "\(dir)/keys/\(id).key", secret: true)
-                    try Files.write(key.publicKey.pemRepresentation, to: "\(dir)/keys/\(id).pub")
-                    return Member(id: id, publicKey: key.publicKey)
-                }
-            }
-            let genesis = Genesis(
-                channel: channel, createdAt: UInt64(Date().timeIntervalSince1970 * 1000),
-                council: try members("validator", validators), managers: try members("manager", managers),
-                registrars: try members("registrar", registrars),
-                block: BlockParameters(maxReadings: maxReadings, maxBytes: maxBytes, timeoutMs: timeoutMs),
+            let genesis = try ChannelFiles.create(
+                dir: dir, channel: channel, validators: validators, managers: managers, registrars: registrars,
+                alg: alg, block: BlockParameters(maxReadings: maxReadings, maxBytes: maxBytes, timeoutMs: timeoutMs),
                 skewMs: skewMs)
-            do {
-                try genesis.validate()
-            } catch {
-                throw ToolError("\(error)")
-            }
-            try Files.write(try JSONOutput.encode(genesis), to: genesisPath)
             print("channel \(channel): genesis \(genesis.hash.hex)")
             print(
-                "wrote \(genesisPath) and the keys of \(registrars) registrar(s), \(validators) validator(s), "
+                "wrote \(dir)/genesis.json and the keys of \(registrars) registrar(s), \(validators) validator(s), "
                     + "\(managers) manager(s) in \(dir)/keys")
         }
     }
+}
+
+/// A channel's files: `DIR/genesis.json` and `DIR/keys/<id>.key` (PKCS#8 PEM, mode 0600) with
+/// `<id>.pub` beside it, for registrar-1..R, validator-1..N and manager-1..M.
+enum ChannelFiles {
+    /// Makes the keys and writes the genesis.
+    /// - Returns: the genesis.
+    /// - Throws: `ToolError` when DIR holds a genesis already, or a file cannot be written.
+    static func create(
+        dir: String, channel: String, validators: Int, managers: Int, registrars: Int, alg: SignatureAlgorithm,
+        block: BlockParameters, skewMs: UInt64
+    ) throws -> Genesis {
+        let genesisPath = "\(dir)/genesis.json"
+        guard !FileManager.default.fileExists(atPath: genesisPath) else {
+            throw ToolError("\(genesisPath) exists already; choose another --dir")
+        }
+        try Files.makeDirectory("\(dir)/keys")
+        func members(_ prefix: String, _ count: Int) throws -> [Member] {
+            try (1...count).map { index in
+                let id = "\(prefix)-\(index)"
+                let key = PrivateKey(generating: alg)
+                try Files.write(key.pemRepresentation, to: keyPath(dir: dir, id: id), secret: true)
+                try Files.write(key.publicKey.pemRepresentation, to: "\(dir)/keys/\(id).pub")
+                return Member(id: id, publicKey: key.publicKey)
+            }
+        }
+        let genesis = Genesis(
+            channel: channel, createdAt: UInt64(Date().timeIntervalSince1970 * 1000),
+            council: try members("validator", validators), managers: try members("manager", managers),
+            registrars: try members("registrar", registrars), block: block, skewMs: skewMs)
+        do {
+            try genesis.validate()
+        } catch {
+            throw ToolError("\(error)")
+        }
+        try Files.write(try JSONOutput.encode(genesis), to: genesisPath)
+        return genesis
+    }
+
+    /// Where a member's private key is.
+    static func keyPath(dir: String, id: String) -> String { "\(dir)/keys/\(id).key" }
 }

@@ -8,7 +8,8 @@ struct MedLedgerCommand: AsyncParsableCommand {
         abstract: "A permissioned ledger for medical sensor data over MQTT.",
         subcommands: [
             KeygenCommand.self, ChannelCommand.self, ReadingCommand.self, VerifyCommand.self, SampleChainCommand.self,
-            QueryCommand.self, VerifyProofCommand.self,
+            QueryCommand.self, VerifyProofCommand.self, NodeCommand.self, DevnetCommand.self, DeviceCommand.self,
+            BrokerCommand.self,
             // Access contracts (docs/CONTRACTS.md).
             ContractCommand.self, ConsentCommand.self, ProfessionalCommand.self, TreatmentCommand.self,
             AccessCommand.self,

@@ -209,6 +209,20 @@ struct ReceiptTests {
         #expect(try Receipt(decoding: receipt.encoded()) == receipt)
     }
 
+    @Test func transactionReceiptsRoundTripWithTheirOwnReasons() throws {
+        for receipt in [
+            TransactionReceipt(seq: 3, status: .accepted),
+            TransactionReceipt(seq: 4, status: .committed(height: 2, blockHash: Hash256.sha256([2]))),
+            TransactionReceipt(seq: 5, status: .rejected(.deviceExists)),
+        ] {
+            #expect(try TransactionReceipt(decoding: receipt.encoded()) == receipt)
+        }
+        // A reading's receipt cannot carry a transaction's reason.
+        #expect(throws: LedgerFormatError.self) {
+            try Receipt(decoding: TransactionReceipt(seq: 5, status: .rejected(.deviceExists)).encoded())
+        }
+    }
+
     @Test func theWireFormIsTheProtocols() {
         // {1: 9, 2: "rejected", 5: "replayed"}
         let expected: [UInt8] =

@@ -1,3 +1,4 @@
+internal import CFuzzDriver
 public import MedLedgerCore
 
 #if canImport(Glibc)
@@ -8,6 +9,22 @@ public import MedLedgerCore
 
 /// What each fuzz target needs besides its decoder: the input as an array, and seed inputs.
 public enum Fuzz {
+    /// Runs libFuzzer's driver with a target's `LLVMFuzzerTestOneInput`: what each target's
+    /// `<module>_main` (the `main` SwiftPM links) does.
+    /// - Parameters:
+    ///   - argc: the argument count.
+    ///   - argv: the arguments.
+    ///   - testOneInput: the target's function for one input.
+    /// - Returns: the exit status.
+    public static func run(
+        _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+        _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt {
+        var count = argc
+        var arguments = argv
+        return LLVMFuzzerRunDriver(&count, &arguments, testOneInput)
+    }
+
     /// The input libFuzzer hands to `LLVMFuzzerTestOneInput`, as an array.
     /// - Parameters:
     ///   - data: the bytes (nil when `size` is 0).
@@ -28,7 +45,8 @@ public enum Fuzz {
         for (index, seed) in seeds().enumerated() {
             let path = "\(folder)/seed-\(index)"
             guard let file = fopen(path, "wb") else {
-                fputs("cannot write \(path)\n", stderr)
+                let message = Array("cannot write \(path)\n".utf8)
+                _ = message.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count) }
                 exit(1)
             }
             _ = seed.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }

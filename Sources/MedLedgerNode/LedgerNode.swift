@@ -1,0 +1,505 @@
+import Foundation
+public import Logging
+internal import MedLedgerConsensus
+public import MedLedgerCore
+internal import MedLedgerMQTT
+internal import MedLedgerStore
+public import ServiceLifecycle
+
+#if canImport(Glibc)
+    internal import Glibc
+#endif
+
+/// One node of a channel: the consensus machine (validator, manager or observer) wired to the
+/// broker, the SQLite replica, its journal and real timers.
+///
+/// Everything a node decides runs on this actor, synchronously: a message in, the machine's
+/// effects out (a `.persist` written and synced before the effects after it). Only checking a
+/// proposed block runs elsewhere (all cores, off the actor); its result comes back as an event.
+/// Catching up from peers runs in its own task and applies what it gets here.
+public actor LedgerNode: Service {
+    /// The configuration.
+    public let configuration: NodeConfiguration
+    /// The channel's genesis.
+    public let genesis: Genesis
+    let topics: ChannelTopics
+    let logger: Logger
+    let store: LedgerStore
+    let journal: NodeJournal
+    let client: MQTTClient
+    let verifier = ParallelSignatureVerifier()
+    var machine: ConsensusMachine
+    var startedHeight: UInt64 = 0
+
+    // Manager state.
+    let managerIndex: Int?
+    var pool: Mempool
+    var transactionPool: [SignedTransaction] = []
+    var incoming: [IncomingReading] = []
+    var wantedProposal: (height: UInt64, round: UInt64)?
+
+    // Validator state: blocks checked for a height, by proposal digest.
+    var checkedBlocks: [Hash256: CheckedBlock] = [:]
+    /// Counters an operator (and the tests) can read.
+    public internal(set) var counters = NodeCounters()
+
+    var syncing = false
+    var syncTarget: UInt64 = 0
+    var stopped = false
+
+    /// Opens the node's store and journal and makes its client; nothing is sent yet.
+    /// - Parameters:
+    ///   - configuration: the node's configuration.
+    ///   - logger: where it logs (metadata: channel, node).
+    /// - Throws: `NodeError` naming the file or setting that is wrong.
+    public init(configuration: NodeConfiguration, logger: Logger) throws(NodeError) {
+        self.configuration = configuration
+        let genesis = try Self.readGenesis(configuration.genesis)
+        self.genesis = genesis
+        topics = ChannelTopics(channel: genesis.channel)
+        var logger = logger
+        logger[metadataKey: "channel"] = "\(genesis.channel)"
+        logger[metadataKey: "node"] = "\(configuration.id)"
+        self.logger = logger
+        do {
+            store = try LedgerStore(path: configuration.database, genesis: genesis)
+            journal = try NodeJournal(path: configuration.journal ?? configuration.database + ".journal")
+        } catch {
+            throw NodeError(.file, "\(error)")
+        }
+        let key: PrivateKey? = try configuration.key.map { path throws(NodeError) in try Self.readKey(path) }
+        let role: ConsensusRole
+        switch configuration.role {
+        case .validator:
+            guard let index = genesis.council.firstIndex(where: { $0.id == configuration.id }), let key else {
+                throw NodeError(.configuration, "'\(configuration.id)' is not a council member of the genesis")
+            }
+            guard genesis.council[index].publicKey == key.publicKey else {
+                throw NodeError(.configuration, "the key of '\(configuration.id)' is not its key in the genesis")
+            }
+            role = .validator(index: index, signer: key)
+            managerIndex = nil
+        case .manager:
+            guard let index = genesis.managers.firstIndex(where: { $0.id == configuration.id }), let key else {
+                throw NodeError(.configuration, "'\(configuration.id)' is not a manager of the genesis")
+            }
+            guard genesis.managers[index].publicKey == key.publicKey else {
+                throw NodeError(.configuration, "the key of '\(configuration.id)' is not its key in the genesis")
+            }
+            role = .manager(index: index, signer: key)
+            managerIndex = index
+        case .observer:
+            role = .observer
+            managerIndex = nil
+        }
+        let capacity = configuration.poolCapacity ?? genesis.block.maxReadings * 20
+        pool = Mempool(capacity: capacity, byteCapacity: max(genesis.block.maxBytes * 20, capacity * 1024))
+        do {
+            var consensus = try ConsensusConfiguration(genesis: genesis)
+            if let timeouts = configuration.timeouts { consensus.timeouts = timeouts.policy }
+            let restored: PersistedConsensusState? = try journal.consensusState().map {
+                bytes throws(NodeError) in
+                do {
+                    return try PersistedConsensusState(decoding: bytes)
+                } catch {
+                    throw NodeError(.file, "the journal's consensus state does not decode: \(error)")
+                }
+            }
+            machine = try ConsensusMachine(
+                configuration: consensus, role: role, verifier: GenesisVerifier(genesis: genesis), restoring: restored)
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError(.configuration, "\(error)")
+        }
+        do {
+            client = try MQTTClient(configuration: configuration.mqtt, logger: logger)
+        } catch {
+            throw NodeError(.network, "\(error)")
+        }
+    }
+
+    static func readGenesis(_ path: String) throws(NodeError) -> Genesis {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw NodeError(.file, "cannot read the genesis '\(path)'")
+        }
+        do {
+            let genesis = try JSONDecoder().decode(Genesis.self, from: data)
+            try genesis.validate()
+            return genesis
+        } catch {
+            throw NodeError(.file, "\(path) is not a valid genesis: \(error)")
+        }
+    }
+
+    static func readKey(_ path: String) throws(NodeError) -> PrivateKey {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw NodeError(.file, "cannot read the key '\(path)'")
+        }
+        do {
+            return try PrivateKey(pem: String(decoding: data, as: UTF8.self))
+        } catch {
+            throw NodeError(.file, "\(path): \(error)")
+        }
+    }
+
+    /// The ledger's height.
+    public var height: UInt64 { store.height }
+
+    // MARK: - Running
+
+    /// Connects, subscribes, starts consensus and handles messages until cancelled or asked to
+    /// shut down gracefully; then disconnects.
+    /// - Throws: `NodeError` when the broker cannot be reached at start.
+    public func run() async throws {
+        do {
+            try await client.connect()
+            var filters = [topics.commits, topics.council, topics.sync(configuration.id)]
+            if configuration.role == .manager { filters += [topics.allReadings, topics.allTransactions] }
+            try await client.subscribe(filters.map { MQTTSubscription($0, qos: .atLeastOnce) })
+        } catch {
+            throw NodeError(.network, "\(error)")
+        }
+        logger.info(
+            "node started", metadata: ["role": "\(configuration.role.rawValue)", "height": "\(store.height)"])
+        startHeight(store.height + 1)
+        writeStatus()
+        let ticker = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(5))
+                await self?.tick()
+            }
+        }
+        let messages = client.messages
+        await withGracefulShutdownHandler {
+            for await message in messages {
+                self.receive(message)
+                if self.stopped { break }
+            }
+        } onGracefulShutdown: {
+            Task { await self.stop() }
+        }
+        ticker.cancel()
+        tick()
+        try? await client.flush(timeout: .seconds(2))
+        await client.disconnect()
+        logger.info("node stopped", metadata: ["height": "\(store.height)"])
+    }
+
+    /// Stops the node: `run` returns after its current message.
+    public func stop() {
+        stopped = true
+        client.shutdown()
+    }
+
+    func startHeight(_ height: UInt64) {
+        guard height > startedHeight else { return }
+        startedHeight = height
+        checkedBlocks = [:]
+        wantedProposal = nil
+        execute(machine.handle(.startHeight(height)))
+    }
+
+    /// Runs every few milliseconds: checks the readings that arrived, proposes when it is time.
+    func tick() {
+        if !incoming.isEmpty { admitIncoming() }
+        proposeIfReady()
+    }
+
+    // MARK: - Messages in
+
+    func receive(_ message: MQTTMessage) {
+        switch topics.kind(of: message.topic) {
+        case .reading(let device):
+            guard configuration.role == .manager else { return }
+            counters.readingsReceived += 1
+            incoming.append(IncomingReading(topicDevice: device, bytes: message.payload))
+            if incoming.count >= 512 { admitIncoming() }
+        case .transaction(let submitter):
+            guard configuration.role == .manager else { return }
+            admitTransaction(message.payload, submitter: submitter)
+        case .proposal:
+            do {
+                let proposal = try Proposal(
+                    decoding: message.payload, maxBytes: Proposal.maxEncodedBytes(parameters: genesis.block))
+                execute(machine.handle(.proposal(proposal)))
+            } catch {
+                logger.debug("a proposal that does not decode", metadata: ["error": "\(error)"])
+            }
+        case .vote:
+            do {
+                let vote = try Vote(decoding: message.payload)
+                execute(machine.handle(.vote(vote)))
+            } catch {
+                logger.debug("a vote that does not decode", metadata: ["error": "\(error)"])
+            }
+        case .evidence:
+            receiveEvidence(message.payload)
+        case .commit:
+            receiveCommit(message.payload)
+        case .sync(let node) where node == configuration.id:
+            answerSync(message)
+        case .sync, .other:
+            break
+        }
+    }
+
+    func receiveEvidence(_ bytes: [UInt8]) {
+        guard let evidence = try? Evidence(decoding: bytes),
+            evidence.verify(channel: genesis.channel, verifier: GenesisVerifier(genesis: genesis))
+        else { return }
+        record(evidence)
+    }
+
+    func record(_ evidence: Evidence) {
+        let height: UInt64
+        switch evidence {
+        case .conflictingVotes(let vote, _): height = vote.height
+        case .conflictingProposals(let proposal, _): height = proposal.height
+        }
+        if (try? journal.recordEvidence(evidence.encoded(), height: height)) == true {
+            counters.evidence += 1
+            logger.warning("equivocation recorded", metadata: ["height": "\(height)", "evidence": "\(evidence)"])
+            publish(CouncilTopics.evidence(channel: genesis.channel, reporter: configuration.id), evidence.encoded())
+        }
+    }
+
+    func receiveCommit(_ bytes: [UInt8]) {
+        let committed: CommittedBlock
+        do {
+            committed = try CommittedBlock(decoding: bytes, parameters: genesis.block)
+        } catch {
+            logger.debug("a commit that does not decode", metadata: ["error": "\(error)"])
+            return
+        }
+        let height = committed.header.height
+        if height <= store.height { return }
+        if height == store.height + 1 {
+            do {
+                try committed.certificate.verify(genesis: genesis, header: committed.header)
+            } catch {
+                logger.warning("a commit with an invalid certificate", metadata: ["error": "\(error)"])
+                return
+            }
+            let value = ProposalValue(header: committed.header.encoded(), body: committed.compressedBody)
+            if startedHeight < height { startHeight(height) }
+            execute(machine.handle(.commit(committed.certificate, value: value)))
+        } else {
+            catchUp(to: height)
+        }
+    }
+
+    // MARK: - The machine's effects
+
+    func execute(_ effects: [ConsensusEffect]) {
+        for effect in effects {
+            switch effect {
+            case .persist(let state):
+                do {
+                    try journal.saveConsensusState(state.encoded())
+                } catch {
+                    // Nothing after this may be sent: a vote must never go out unpersisted.
+                    logger.critical("cannot persist the consensus state; stopping", metadata: ["error": "\(error)"])
+                    stop()
+                    return
+                }
+            case .broadcastProposal(let proposal):
+                counters.proposalsSent += 1
+                publish(CouncilTopics.proposal(channel: genesis.channel, manager: configuration.id), proposal.encoded())
+            case .broadcastVote(let vote):
+                publish(CouncilTopics.vote(channel: genesis.channel, validator: configuration.id), vote.encoded())
+            case .scheduleTimeout(let timeout, let afterMs):
+                Task { [weak self] in
+                    try? await Task.sleep(for: .milliseconds(afterMs))
+                    await self?.timeoutFired(timeout)
+                }
+            case .validate(let value, let height):
+                validate(value, height: height)
+            case .needProposal(let height, let round):
+                wantedProposal = (height, round)
+                proposeIfReady()
+            case .decide(let decision):
+                apply(decision)
+            case .evidence(let evidence):
+                record(evidence)
+            case .behind(let height):
+                catchUp(to: height)
+            case .diagnostic(let error):
+                counters.diagnostics += 1
+                logger.debug("consensus", metadata: ["diagnostic": "\(error)"])
+            }
+            if stopped { return }
+        }
+    }
+
+    func timeoutFired(_ timeout: ConsensusTimeout) {
+        guard !stopped else { return }
+        if timeout.kind == .retransmit {
+            counters.retransmissions += 1
+        } else if timeout.height == machine.height, timeout.round == machine.round {
+            counters.timeouts += 1
+        }
+        execute(machine.handle(.timeout(timeout)))
+    }
+
+    /// Checks a proposed block in full on every core, off the actor, against the state below it.
+    func validate(_ value: ProposalValue, height: UInt64) {
+        guard height == store.height + 1 else {
+            execute(machine.handle(.validated(value.digest, valid: false)))
+            return
+        }
+        let state = store.state
+        let parameters = genesis.block
+        let verifier = self.verifier
+        let contracts = store.contractRunner
+        let started = ContinuousClock.now
+        Task.detached { [weak self] in
+            var checked: CheckedBlock?
+            var problem = ""
+            do {
+                let block = try value.block(parameters: parameters)
+                checked = try state.check(block, verifier: verifier, contracts: contracts)
+            } catch {
+                problem = "\(error)"
+            }
+            await self?.validated(value, height: height, checked: checked, problem: problem, started: started)
+        }
+    }
+
+    func validated(
+        _ value: ProposalValue, height: UInt64, checked: CheckedBlock?, problem: String,
+        started: ContinuousClock.Instant
+    ) {
+        counters.blocksValidated += 1
+        counters.validationTime += ContinuousClock.now - started
+        if let checked, height == store.height + 1 {
+            checkedBlocks[value.digest] = checked
+        } else if checked == nil {
+            counters.invalidProposals += 1
+            logger.warning("an invalid proposal", metadata: ["height": "\(height)", "problem": "\(problem)"])
+        }
+        execute(machine.handle(.validated(value.digest, valid: checked != nil && height == store.height + 1)))
+    }
+
+    /// Applies a decided block, publishes it (validators), answers devices (managers), and starts
+    /// the next height.
+    func apply(_ decision: Decision) {
+        guard decision.height == store.height + 1 else { return }
+        let checked: CheckedBlock
+        do {
+            if let cached = checkedBlocks[decision.value.digest] {
+                checked = cached
+            } else {
+                let block = try decision.value.block(parameters: genesis.block)
+                checked = try store.state.check(block, verifier: verifier, contracts: store.contractRunner)
+            }
+            try store.append(checked, certificate: decision.certificate)
+        } catch {
+            // f+1 correct validators checked this block; a replica that cannot apply it has a
+            // damaged store. It must not go on.
+            logger.critical(
+                "cannot apply the decided block; stopping",
+                metadata: ["height": "\(decision.height)", "error": "\(error)"])
+            stop()
+            return
+        }
+        counters.blocksCommitted += 1
+        counters.readingsCommitted += checked.readings.count
+        logger.debug(
+            "committed",
+            metadata: [
+                "height": "\(decision.height)", "round": "\(decision.round)", "readings": "\(checked.readings.count)",
+            ])
+        if configuration.role == .validator {
+            let committed = CommittedBlock(
+                header: checked.block.header, compressedBody: decision.value.body, certificate: decision.certificate)
+            publish(topics.commits, committed.encoded(), retain: true)
+        }
+        if configuration.role == .manager { answerCommitted(checked) }
+        writeStatus()
+        startHeight(decision.height + 1)
+    }
+
+    // MARK: - Publishing
+
+    func publish(_ topic: String, _ payload: [UInt8], retain: Bool = false) {
+        do {
+            try client.enqueue(topic: topic, payload: payload, qos: .atLeastOnce, retain: retain)
+        } catch {
+            logger.error("cannot publish", metadata: ["topic": "\(topic)", "error": "\(error)"])
+        }
+    }
+
+    /// The node's status file: height, head hash, counters (for the devnet and operators).
+    func writeStatus() {
+        guard let path = configuration.statusFile else { return }
+        let status = NodeStatus(
+            node: configuration.id, role: configuration.role.rawValue, height: store.height,
+            headHash: store.state.headerHash.hex, counters: counters, time: Self.now())
+        guard let data = try? JSONEncoder().encode(status) else { return }
+        try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// The wall clock, ms since the Unix epoch.
+    static func now() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec / 1_000_000)
+    }
+}
+
+/// What a node counts.
+public struct NodeCounters: Codable, Hashable, Sendable {
+    /// Readings received on the readings topics.
+    public var readingsReceived = 0
+    /// Readings accepted into the pool.
+    public var readingsAccepted = 0
+    /// Readings refused, by reason.
+    public var readingsRejected: [String: Int] = [:]
+    /// Readings answered `busy` (the pool was full).
+    public var readingsBusy = 0
+    /// Retransmissions of committed readings answered `committed`.
+    public var readingsRecommitted = 0
+    /// Transactions accepted into the pool.
+    public var transactionsAccepted = 0
+    /// Transactions refused.
+    public var transactionsRejected = 0
+    /// Readings in committed blocks.
+    public var readingsCommitted = 0
+    /// Blocks committed.
+    public var blocksCommitted = 0
+    /// Proposals sent.
+    public var proposalsSent = 0
+    /// Proposed blocks checked.
+    public var blocksValidated = 0
+    /// Proposals found invalid.
+    public var invalidProposals = 0
+    /// Time spent checking proposed blocks.
+    public var validationTime: Duration = .zero
+    /// Step timeouts that fired in the node's current round (round changes and nil votes).
+    public var timeouts = 0
+    /// Times the node sent its votes and proposals of the height again.
+    public var retransmissions = 0
+    /// Equivocations recorded.
+    public var evidence = 0
+    /// Messages the machine refused.
+    public var diagnostics = 0
+    /// Blocks applied from peers.
+    public var blocksSynced = 0
+}
+
+/// The status a node writes to its status file.
+public struct NodeStatus: Codable, Hashable, Sendable {
+    /// The node id.
+    public var node: String
+    /// Its role.
+    public var role: String
+    /// Its ledger height.
+    public var height: UInt64
+    /// The newest header hash.
+    public var headHash: String
+    /// Its counters.
+    public var counters: NodeCounters
+    /// When it was written, ms.
+    public var time: UInt64
+}

@@ -1,0 +1,145 @@
+internal import Logging
+internal import MedLedgerConsensus
+internal import MedLedgerCore
+internal import MedLedgerStore
+
+/// The manager's part of a node: readings and transactions in, receipts out, blocks proposed in
+/// its turn.
+extension LedgerNode {
+    /// Checks the readings that arrived since the last call, in one batch (signatures on every
+    /// core), and answers each device.
+    func admitIncoming() {
+        let batch = incoming
+        incoming = []
+        let outcomes = store.state.intake(batch, now: Self.now(), pool: &pool, verifier: verifier)
+        for (message, outcome) in zip(batch, outcomes) {
+            let status: Receipt.Status
+            switch outcome {
+            case .accepted:
+                counters.readingsAccepted += 1
+                status = .accepted
+            case .pending:
+                status = .accepted
+            case .poolFull:
+                counters.readingsBusy += 1
+                status = .busy
+            case .rejected(_, let rejection):
+                counters.readingsRejected[rejection.reason.rawValue, default: 0] += 1
+                status = .rejected(rejection.reason)
+            case .committedOrReplayed(let signed, let rejection):
+                if let found = try? store.committedReading(device: signed.keyID, seq: signed.reading.seq),
+                    found.bytes == signed.bytes
+                {
+                    counters.readingsRecommitted += 1
+                    status = .committed(height: found.height, blockHash: found.blockHash)
+                } else {
+                    counters.readingsRejected[rejection.reason.rawValue, default: 0] += 1
+                    status = .rejected(rejection.reason)
+                }
+            }
+            publish(topics.receipts(message.topicDevice), Receipt(seq: outcome.seq, status: status).encoded())
+        }
+        proposeIfReady()
+    }
+
+    /// Checks a transaction and queues it for a block, answering its submitter.
+    func admitTransaction(_ bytes: [UInt8], submitter: String) {
+        let answer = topics.transactionReceipts(submitter)
+        let signed: SignedTransaction
+        do {
+            signed = try SignedTransaction(decoding: bytes)
+        } catch {
+            counters.transactionsRejected += 1
+            publish(answer, TransactionReceipt(seq: 0, status: .rejected(.malformed)).encoded())
+            return
+        }
+        let seq = signed.transaction.seq
+        if let pending = transactionPool.first(where: {
+            $0.transaction.submitter == signed.transaction.submitter && $0.transaction.seq == seq
+        }) {
+            let status: TransactionReceipt.Status = pending.bytes == signed.bytes ? .accepted : .rejected(.replayed)
+            publish(answer, TransactionReceipt(seq: seq, status: status).encoded())
+            return
+        }
+        if let rejection = store.state.check(signed) {
+            counters.transactionsRejected += 1
+            publish(answer, TransactionReceipt(seq: seq, status: .rejected(rejection.reason)).encoded())
+            return
+        }
+        counters.transactionsAccepted += 1
+        transactionPool.append(signed)
+        publish(answer, TransactionReceipt(seq: seq, status: .accepted).encoded())
+        proposeIfReady()
+    }
+
+    /// Answers the machine's request for a proposal once there is something to propose: a
+    /// block's worth of readings or bytes, readings that waited the block timeout, or a
+    /// transaction. (An idle channel makes no empty blocks.)
+    func proposeIfReady() {
+        guard let wanted = wantedProposal else { return }
+        guard wanted.height == machine.height, wanted.round == machine.round, wanted.height == store.height + 1
+        else {
+            wantedProposal = nil
+            return
+        }
+        let now = Self.now()
+        guard !transactionPool.isEmpty || pool.shouldCut(genesis.block, now: now) else { return }
+        let reserved = transactionPool.reduce(0) { $0 + $1.bytes.count }
+        let assembly = store.state.assemble(
+            transactions: transactionPool, readings: pool.batch(genesis.block, reservedBytes: reserved), time: now,
+            proposer: configuration.id)
+        for (signed, rejection) in assembly.refusedTransactions {
+            transactionPool.removeAll { $0.bytes == signed.bytes }
+            publish(
+                topics.transactionReceipts(signed.transaction.submitter),
+                TransactionReceipt(seq: signed.transaction.seq, status: .rejected(rejection.reason)).encoded())
+        }
+        if !assembly.refusedReadings.isEmpty {
+            pool.remove(assembly.refusedReadings.map { ($0.0.reading.device, $0.0.reading.seq) })
+            for (signed, rejection) in assembly.refusedReadings {
+                counters.readingsRejected[rejection.reason.rawValue, default: 0] += 1
+                publish(
+                    topics.receipts(signed.keyID),
+                    Receipt(seq: signed.reading.seq, status: .rejected(rejection.reason)).encoded())
+            }
+        }
+        let block = assembly.block
+        guard block.body.readings.count + block.body.transactions.count > 0 else { return }
+        wantedProposal = nil
+        execute(
+            machine.handle(
+                .proposalValue(height: wanted.height, round: wanted.round, value: ProposalValue(block: block))))
+    }
+
+    /// After a commit: every reading and transaction of the block leaves the pools and its sender
+    /// gets a `committed` receipt.
+    func answerCommitted(_ checked: CheckedBlock) {
+        let height = checked.block.header.height
+        let hash = checked.headerHash
+        pool.remove(checked.readings.map { ($0.reading.device, $0.reading.seq) })
+        for signed in checked.readings {
+            publish(
+                topics.receipts(signed.keyID),
+                Receipt(seq: signed.reading.seq, status: .committed(height: height, blockHash: hash)).encoded())
+        }
+        if !checked.transactions.isEmpty {
+            let committed = Set(checked.transactions.map(\.bytes))
+            transactionPool.removeAll { committed.contains($0.bytes) }
+            for signed in checked.transactions {
+                publish(
+                    topics.transactionReceipts(signed.transaction.submitter),
+                    TransactionReceipt(seq: signed.transaction.seq, status: .committed(height: height, blockHash: hash))
+                        .encoded())
+            }
+        }
+        // Transactions the new state refuses (a conflicting one was committed) are refused now.
+        let state = store.state
+        for signed in transactionPool {
+            guard let rejection = state.check(signed) else { continue }
+            transactionPool.removeAll { $0.bytes == signed.bytes }
+            publish(
+                topics.transactionReceipts(signed.transaction.submitter),
+                TransactionReceipt(seq: signed.transaction.seq, status: .rejected(rejection.reason)).encoded())
+        }
+    }
+}

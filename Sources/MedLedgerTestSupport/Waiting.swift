@@ -1,0 +1,72 @@
+import Synchronization
+
+/// A failure of a bounded wait.
+public struct TimedOut: Error, CustomStringConvertible {
+    /// What was waited for.
+    public var what: String
+    /// `timed out: what`.
+    public var description: String { "timed out: \(what)" }
+
+    /// Makes one.
+    public init(what: String) { self.what = what }
+}
+
+/// Runs `body`, failing with `TimedOut` after `limit`. The body runs in its own task, so even a
+/// wait that ignores cancellation cannot hang the test.
+/// - Parameters:
+///   - limit: the longest wait.
+///   - what: what is waited for, for the failure.
+///   - body: the work.
+public func within<T: Sendable>(
+    _ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let once = Once()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            if once.claim() { continuation.resume(with: result) }
+        }
+        Task {
+            try? await Task.sleep(for: limit)
+            if once.claim() {
+                work.cancel()
+                continuation.resume(throwing: TimedOut(what: what))
+            }
+        }
+    }
+}
+
+/// Polls `condition` every `interval` until it holds, failing with `TimedOut` after `limit`:
+/// for outcomes that are states of another process or file, which send no event.
+/// - Parameters:
+///   - limit: the longest wait.
+///   - what: what is waited for.
+///   - interval: how often to look.
+///   - condition: the state waited for.
+public func eventually(
+    _ limit: Duration, _ what: String, every interval: Duration = .milliseconds(50),
+    _ condition: @escaping @Sendable () async throws -> Bool
+) async throws {
+    try await within(limit, what) {
+        while try await !condition() {
+            try await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// True for the first caller only.
+public final class Once: Sendable {
+    private let taken = Mutex(false)
+
+    /// Makes one.
+    public init() {}
+
+    /// Whether this is the first call.
+    public func claim() -> Bool {
+        taken.withLock { taken in
+            defer { taken = true }
+            return !taken
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Logging
+import MedLedgerNode
+import ServiceLifecycle
+import UnixSignals
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node", abstract: "Run one node of a channel (validator, manager or observer) against a broker.",
+        discussion: """
+            The configuration is a JSON file (docs/OPERATIONS.md): {"id", "role", "genesis", "key", "database", \
+            "broker": {"host", "port", ...}, ...}. The node keeps its ledger in "database" and its consensus \
+            state in "journal" (default: the database path + .journal), so it restarts where it stopped. \
+            SIGINT or SIGTERM stops it cleanly.
+            """)
+
+    @Option(help: "The node's configuration file (JSON).")
+    var config: String
+    @Option(help: "The log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = LogLevel(.info)
+    @Option(help: "The log format: text or json.")
+    var logFormat: LogFormat = .text
+
+    func run() async throws {
+        LogSetup.bootstrap(format: logFormat, level: logLevel)
+        let configuration: NodeConfiguration
+        do {
+            configuration = try NodeConfiguration.load(config)
+        } catch {
+            throw ToolError("\(error)")
+        }
+        let logger = Logger(label: "medledger.node")
+        let node: LedgerNode
+        do {
+            node = try LedgerNode(configuration: configuration, logger: logger)
+        } catch {
+            throw ToolError("\(error)")
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch let error as NodeError {
+            throw ToolError("\(error)")
+        }
+    }
+}

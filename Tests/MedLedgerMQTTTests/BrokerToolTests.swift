@@ -1,0 +1,107 @@
+import Foundation
+import MedLedgerBroker
+import MedLedgerMQTT
+import MedLedgerTestSupport
+import Testing
+
+@Suite("medledger broker config and broker run")
+struct BrokerToolTests {
+    @Test("the repository's dev.conf runs as it is, on a port the harness picks")
+    func devConfAsIs() async throws {
+        let config = try MosquittoConfig(contentsOf: "\(repositoryRoot)/broker-config/dev.conf")
+        #expect(config.text == BrokerConfigs.dev(), "broker-config/dev.conf is what BrokerConfigs.dev() writes")
+        let directory = try TemporaryDirectory("mqtt-devconf")
+        defer { directory.remove() }
+        try await withBroker(config: config, in: directory.path, logger: testLogger) { broker in
+            #expect(broker.port != 1883)
+            let client = try await connectedClient(broker, "devconf")
+            try await client.publish(topic: "medledger/v1/ward-7/readings/cuff-1", payload: [1])
+        }
+    }
+
+    @Test("broker config writes a hospital broker that broker run serves: devices get in with their passwords")
+    func configAndRun() async throws {
+        let directory = try TemporaryDirectory("mqtt-tool")
+        defer { directory.remove() }
+        let made = try ToolRunner.medledger(
+            "channel", "init", "--dir", "ch", "--channel", "ward-7", "--validators", "1", in: directory.path)
+        #expect(made.status == 0, "\(made.stderr)")
+        try "cuff-1\n# a comment\n\ncuff-2\n".write(
+            toFile: directory.file("devices.txt"), atomically: true, encoding: .utf8)
+        let config = try ToolRunner.medledger(
+            "broker", "config", "--dir", "ch", "--out", "broker", "--devices", "devices.txt", "--auth", "password",
+            "--bridge", "hub=127.0.0.1:1", in: directory.path)
+        #expect(config.status == 0, "\(config.stderr)")
+        for file in [
+            "dev.conf", "hospital.conf", "acl", "passwd", "passwords.txt", "identities.txt", "bridges/hub.conf",
+        ] {
+            #expect(FileManager.default.fileExists(atPath: directory.file("broker/\(file)")), "\(file) missing")
+        }
+        let acl = try String(contentsOfFile: directory.file("broker/acl"), encoding: .utf8)
+        #expect(acl.contains("user cuff-2\ntopic write medledger/v1/ward-7/readings/cuff-2\n"))
+        #expect(acl.contains("user manager-1\n"))
+        let identities = try String(contentsOfFile: directory.file("broker/identities.txt"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        #expect(identities.contains("bridge-hospital-1"))
+        try makeCertificates(in: directory.file("broker/certs"), servers: ["broker"], identities: [])
+        var passwords: [String: String] = [:]
+        for line in try String(contentsOfFile: directory.file("broker/passwords.txt"), encoding: .utf8).split(
+            separator: "\n")
+        {
+            let parts = line.split(separator: " ").map(String.init)
+            passwords[parts[0]] = parts[1]
+        }
+        // Run again: the passwords stay the same.
+        _ = try ToolRunner.medledger(
+            "broker", "config", "--dir", "ch", "--out", "broker", "--devices", "devices.txt", "--auth", "password",
+            in: directory.path)
+        let again = try String(contentsOfFile: directory.file("broker/passwords.txt"), encoding: .utf8)
+        #expect(again.contains("cuff-1 \(passwords["cuff-1"]!)"))
+
+        // Serve hospital.conf without its bridge (the hub does not exist).
+        try FileManager.default.removeItem(atPath: directory.file("broker/bridges/hub.conf"))
+        let port = try MosquittoBroker.freePort()
+        let running = try ToolRunner.start(
+            ToolRunner.medledgerPath,
+            ["broker", "run", "--config", "broker/hospital.conf", "--port", "\(port)", "--state-dir", "state"],
+            in: directory.path)
+        defer { if running.isRunning { kill(running.processIdentifier, SIGKILL) } }
+        func client(_ identity: String, password: String?) throws -> MQTTClient {
+            try MQTTClient(
+                configuration: MQTTConfiguration(
+                    port: port, clientID: clientID(identity), username: identity, password: password,
+                    tls: MQTTTLSOptions(caFile: directory.file("broker/certs/ca.crt")), reconnect: .never),
+                logger: testLogger)
+        }
+        let manager = try client("manager-1", password: passwords["manager-1"])
+        try await within(.seconds(20), "the broker to come up") {
+            while true {
+                do {
+                    try await manager.connect()
+                    return
+                } catch {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+        try await manager.subscribe("medledger/v1/ward-7/readings/+", qos: .atLeastOnce)
+        let device = try client("cuff-2", password: passwords["cuff-2"])
+        try await within(.seconds(10), "device connect") { try await device.connect() }
+        try await device.publish(topic: "medledger/v1/ward-7/readings/cuff-2", payload: [7])
+        let got = try await collect(manager, "the reading") { $0.count == 1 }
+        #expect(got.first?.topic == "medledger/v1/ward-7/readings/cuff-2")
+        let intruder = try client("cuff-1", password: "guess")
+        await #expect(throws: MQTTError.self) {
+            try await within(.seconds(10), "bad login") { try await intruder.connect() }
+        }
+
+        kill(running.processIdentifier, SIGTERM)
+        let finished = ToolRunner.finish(running, timeout: 20)
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(finished.stdout == "127.0.0.1:\(port)\n")
+        let pid = finished.stderr.split(separator: " ").dropFirst(2).first.flatMap {
+            Int32($0.trimmingCharacters(in: .punctuationCharacters))
+        }
+        if let pid { #expect(kill(pid, 0) != 0, "the broker process is gone") }
+    }
+}

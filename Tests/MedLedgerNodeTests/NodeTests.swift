@@ -1,0 +1,315 @@
+import MedLedgerConsensus
+import MedLedgerCore
+import MedLedgerMQTT
+import MedLedgerNode
+import MedLedgerStore
+import MedLedgerTestSupport
+import Testing
+
+@Suite("Nodes over a real broker: readings become committed blocks on every replica", .serialized)
+struct NodeTests {
+    static let block = BlockParameters(maxReadings: 100, maxBytes: 1 << 20, timeoutMs: 50)
+
+    func devices(_ count: Int, from: Int = 0) -> [(id: String, key: PrivateKey, patient: String?)] {
+        (from..<from + count).map { ("cuff-\($0)", TestChannel.deviceKey($0), "patient-\($0 % 3)") }
+    }
+
+    /// Publishes `count` readings of each device and waits for all their committed receipts.
+    func send(
+        _ network: TestNetwork, devices: [(id: String, key: PrivateKey, patient: String?)], seqs: ClosedRange<UInt64>
+    ) async throws -> [String: [UInt64: Receipt]] {
+        let topics = ChannelTopics(channel: network.channel.genesis.channel)
+        var results: [String: [UInt64: Receipt]] = [:]
+        try await withThrowingTaskGroup(of: (String, [UInt64: Receipt]).self) { group in
+            for device in devices {
+                let client = try await network.client(device.id)
+                try await client.subscribe(topics.receipts(device.id))
+                group.addTask {
+                    defer { client.shutdown() }
+                    let waiting = Task { try await waitForCommitted(client, seqs: Set(seqs)) }
+                    for seq in seqs {
+                        let reading = network.channel.reading(
+                            device: device.id, key: device.key, seq: seq, systolic: 100 + Int64(seq % 50))
+                        try await client.publish(topic: topics.readings(device.id), payload: reading.bytes)
+                    }
+                    return (device.id, try await waiting.value)
+                }
+            }
+            for try await (id, receipts) in group { results[id] = receipts }
+        }
+        return results
+    }
+
+    /// Every replica holds the same chain, and it verifies from genesis.
+    func expectIdenticalVerifiedReplicas(_ network: TestNetwork, _ ids: [String], height: UInt64) throws {
+        let reference = try network.store(ids[0])
+        for id in ids {
+            let store = try network.store(id)
+            #expect(store.height >= height, "\(id) is at \(store.height)")
+            for level in 1...height {
+                #expect(try store.block(at: level) == reference.block(at: level), "\(id) differs at \(level)")
+            }
+            let report = try StoreVerifier.verify(path: network.databasePath(id))
+            #expect(report.isIntact, "\(id): \(report.problems)")
+        }
+    }
+
+    @Test func readingsAreCommittedOnceAndEveryReplicaAgrees() async throws {
+        let network = try await TestNetwork(block: Self.block)
+        do {
+            try network.startAll()
+            let devices = devices(4)
+            try await network.register(devices)
+            let receipts = try await send(network, devices: devices, seqs: 1...40)
+            let height = await network.node("manager-1").height
+            try await network.waitForHeight(height)
+            let ids = ["manager-1", "validator-1", "validator-2", "validator-3", "validator-4"]
+            try expectIdenticalVerifiedReplicas(network, ids, height: height)
+            let store = try network.store("validator-2")
+            for device in devices {
+                let stored = try store.readings(matching: ReadingQuery(device: device.id))
+                #expect(stored.map(\.seq) == Array(1...40), "each reading of \(device.id) exactly once")
+                for reading in stored {
+                    guard case .committed(let height, let hash) = receipts[device.id]?[reading.seq]?.status else {
+                        Issue.record("no committed receipt for \(device.id) \(reading.seq)")
+                        continue
+                    }
+                    #expect(height == reading.height)
+                    #expect(hash == (try store.block(at: height)).header.hash)
+                }
+            }
+        } catch {
+            await network.shutdown()
+            throw error
+        }
+        await network.shutdown()
+    }
+}
+
+@Suite("Nodes over a real broker: faults", .serialized)
+struct NodeFaultTests {
+    static let block = BlockParameters(maxReadings: 100, maxBytes: 1 << 20, timeoutMs: 50)
+    let helper = NodeTests()
+
+    /// Runs `body` on a network and always shuts it down.
+    func withNetwork(
+        validators: Int = 4, managers: Int = 1, _ body: (TestNetwork) async throws -> Void
+    ) async throws {
+        let network = try await TestNetwork(validators: validators, managers: managers, block: Self.block)
+        do {
+            try await body(network)
+        } catch {
+            await network.shutdown()
+            throw error
+        }
+        await network.shutdown()
+    }
+
+    @Test func oneValidatorDownTheChainGoesOnTwoDownItStopsSafelyAndARestartedOneCatchesUp() async throws {
+        try await withNetwork { network in
+            try network.startAll()
+            let devices = helper.devices(2)
+            try await network.register(devices)
+            _ = try await helper.send(network, devices: devices, seqs: 1...10)
+            await network.stop("validator-4")
+            _ = try await helper.send(network, devices: devices, seqs: 11...20)
+            let before = await network.node("manager-1").height
+            await network.stop("validator-3")
+            // With two of four down no block can be committed: the two left check the proposal, prevote,
+            // and send their votes again and again, and nothing more happens.
+            let validatedBefore = await network.node("validator-1").counters.blocksValidated
+            let pending = Task { try await helper.send(network, devices: devices, seqs: 21...30) }
+            try await eventually(.seconds(30), "the next block proposed and checked") {
+                await network.node("validator-1").counters.blocksValidated > validatedBefore
+            }
+            let retransmissions = await network.node("validator-1").counters.retransmissions
+            try await eventually(.seconds(30), "five rounds of retransmission") {
+                await network.node("validator-1").counters.retransmissions >= retransmissions + 5
+            }
+            for (_, height) in await network.heights() { #expect(height == before, "no commit without a quorum") }
+            try network.start("validator-3")
+            _ = try await within(.seconds(60), "the readings sent during the outage") { try await pending.value }
+            let height = await network.node("manager-1").height
+            try await network.waitForHeight(height)
+            try helper.expectIdenticalVerifiedReplicas(
+                network, ["manager-1", "validator-1", "validator-2", "validator-3"], height: height)
+            let stored = try network.store("validator-3").readings(matching: ReadingQuery(device: devices[0].id))
+            #expect(stored.map(\.seq) == Array(1...30))
+        }
+    }
+
+    @Test func aManagerStoppedWhileReadingsFlowLosesNoAcceptedReading() async throws {
+        try await withNetwork(managers: 2) { network in
+            try network.startAll()
+            let devices = helper.devices(3)
+            try await network.register(devices)
+            let sending = Task { try await helper.send(network, devices: devices, seqs: 1...60) }
+            try await eventually(.seconds(30), "manager-1 has accepted readings") {
+                await network.node("manager-1").counters.readingsAccepted > 20
+            }
+            await network.stop("manager-1")
+            let receipts = try await within(.seconds(90), "every reading committed") { try await sending.value }
+            #expect(receipts.values.allSatisfy { $0.count == 60 })
+            let height = await network.node("manager-2").height
+            try await network.waitForHeight(height)
+            let store = try network.store("validator-1")
+            for device in devices {
+                #expect(try store.readings(matching: ReadingQuery(device: device.id)).map(\.seq) == Array(1...60))
+            }
+        }
+    }
+
+    @Test func badReadingsAreRejectedWithTheirReasonAndNoneIsCommitted() async throws {
+        try await withNetwork { network in
+            try network.startAll()
+            let devices = helper.devices(1)
+            try await network.register(devices)
+            _ = try await helper.send(network, devices: devices, seqs: 1...3)
+            let channel = network.channel
+            let topics = ChannelTopics(channel: channel.genesis.channel)
+            let device = devices[0]
+            let client = try await network.client(device.id)
+            defer { client.shutdown() }
+            try await client.subscribe(topics.receipts(device.id))
+            let stranger = TestChannel.deviceKey(99)
+            var otherChannel = channel.reading(device: device.id, key: device.key, seq: 5).reading
+            otherChannel.channel = "ward-8"
+            let cases: [(RejectionReason, [UInt8], String)] = [
+                (.unknownDevice, channel.reading(device: "cuff-99", key: stranger, seq: 1).bytes, "cuff-99"),
+                (
+                    .replayed, channel.reading(device: device.id, key: device.key, seq: 2, systolic: 140).bytes,
+                    device.id
+                ),
+                (.badSignature, channel.reading(device: device.id, key: stranger, seq: 6).bytes, device.id),
+                (.wrongChannel, try SignedReading(signing: otherChannel, with: device.key).bytes, device.id),
+            ]
+            // The unknown device's receipts go to its own topic.
+            try await client.subscribe(topics.receipts("cuff-99"))
+            let expected = cases.count
+            let waiting = Task {
+                try await within(.seconds(30), "four rejections") {
+                    var reasons: [RejectionReason] = []
+                    for await message in client.messages {
+                        if let receipt = try? Receipt(decoding: message.payload),
+                            case .rejected(let reason) = receipt.status
+                        {
+                            reasons.append(reason)
+                            if reasons.count == expected { break }
+                        }
+                    }
+                    return reasons
+                }
+            }
+            for (_, bytes, topicDevice) in cases {
+                try await client.publish(topic: topics.readings(topicDevice), payload: bytes)
+            }
+            let reasons = try await waiting.value
+            #expect(Set(reasons) == Set(cases.map(\.0)))
+            // A retransmission of a committed reading gets `committed` again and no second copy.
+            let again = try await helper.send(network, devices: devices, seqs: 3...3)
+            #expect(again[device.id]?[3] != nil)
+            let store = try network.store("manager-1")
+            #expect(try store.readings(matching: ReadingQuery(device: device.id)).map(\.seq) == [1, 2, 3])
+            #expect(try store.readings(matching: ReadingQuery(device: "cuff-99")).isEmpty)
+            #expect(
+                try store.committedReading(device: device.id, seq: 2)?.bytes
+                    == channel.reading(
+                        device: device.id, key: device.key, seq: 2, systolic: 102
+                    ).bytes)
+        }
+    }
+}
+
+/// A byzantine council member on the wire: for every proposal it sees it votes for the proposed
+/// block and for a block that does not exist, at both steps (equivocation), signed with its real
+/// key, and it sends votes in another validator's name with a signature that does not verify.
+final class ByzantineValidator: Sendable {
+    let task: Task<Void, any Error>
+    let client: MQTTClient
+
+    init(network: TestNetwork, index: Int) async throws {
+        let channel = network.channel
+        let key = channel.validatorKeys[index]
+        let client = try await network.client("validator-\(index + 1)-byzantine")
+        self.client = client
+        let name = channel.genesis.channel
+        try await client.subscribe("medledger/v1/\(name)/council/proposal/+")
+        let topic = "medledger/v1/\(name)/council/vote/validator-\(index + 1)"
+        task = Task {
+            for await message in client.messages {
+                guard let proposal = try? Proposal(decoding: message.payload, maxBytes: 1 << 22) else { continue }
+                for step in [VoteStep.prevote, .precommit] {
+                    for hash in [proposal.value.id, Hash256.sha256(Array("nothing".utf8) + proposal.value.id.bytes)] {
+                        var vote = Vote(
+                            channel: name, height: proposal.height, round: proposal.round, step: step, blockHash: hash,
+                            validator: index, signature: [])
+                        vote.signature = try key.signature(for: vote.signingBytes)
+                        try client.enqueue(topic: topic, payload: vote.encoded())
+                    }
+                    var forged = Vote(
+                        channel: name, height: proposal.height, round: proposal.round, step: step,
+                        blockHash: proposal.value.id, validator: (index + 1) % channel.validatorKeys.count,
+                        signature: [UInt8](repeating: 7, count: 64))
+                    forged.signature[0] = UInt8(proposal.round % 256)
+                    try client.enqueue(topic: topic, payload: forged.encoded())
+                }
+            }
+        }
+    }
+
+    func stop() {
+        task.cancel()
+        client.shutdown()
+    }
+}
+
+@Suite("Nodes over a real broker: a byzantine validator", .serialized)
+struct ByzantineTests {
+    @Test func theChainGoesOnAndTheEquivocationIsRecorded() async throws {
+        let network = try await TestNetwork(block: NodeFaultTests.block)
+        let byzantine: ByzantineValidator
+        do {
+            for index in 1...3 { try network.start("validator-\(index)") }
+            try network.start("manager-1")
+            byzantine = try await ByzantineValidator(network: network, index: 3)
+        } catch {
+            await network.shutdown()
+            throw error
+        }
+        do {
+            let helper = NodeTests()
+            let devices = helper.devices(2)
+            try await network.register(devices)
+            let receipts = try await helper.send(network, devices: devices, seqs: 1...30)
+            #expect(receipts.values.allSatisfy { $0.count == 30 })
+            try await eventually(.seconds(30), "every honest node recorded evidence") {
+                for id in ["validator-1", "validator-2", "validator-3", "manager-1"] {
+                    if await network.node(id).counters.evidence == 0 { return false }
+                }
+                return true
+            }
+            let journal = try NodeJournal(path: network.databasePath("validator-1") + ".journal")
+            let evidence = try journal.evidence()
+            #expect(!evidence.isEmpty)
+            for (_, bytes) in evidence {
+                let decoded = try Evidence(decoding: bytes)
+                #expect(decoded.verify(channel: "ward-7", verifier: GenesisVerifier(genesis: network.channel.genesis)))
+                guard case .conflictingVotes(let a, _) = decoded else {
+                    Issue.record("expected conflicting votes, got \(decoded)")
+                    continue
+                }
+                #expect(a.validator == 3)
+            }
+            let height = await network.node("manager-1").height
+            try await network.waitForHeight(height)
+            try helper.expectIdenticalVerifiedReplicas(
+                network, ["manager-1", "validator-1", "validator-2", "validator-3"], height: height)
+        } catch {
+            byzantine.stop()
+            await network.shutdown()
+            throw error
+        }
+        byzantine.stop()
+        await network.shutdown()
+    }
+}

@@ -1,0 +1,67 @@
+/*
+ * COSE_Sign1 (RFC 9052) as PROTOCOL.md uses it: protected {1: alg, 4: kid}, unprotected {},
+ * the signature over Sig_structure = ["Signature1", protected, h'', payload]; and the device's
+ * signing key (OpenSSL, Ed25519 or ECDSA P-256).
+ */
+#ifndef MEDLEDGER_COSE_H
+#define MEDLEDGER_COSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "reading.h"
+
+#define COSE_ALG_EDDSA (-8) /* Ed25519 */
+#define COSE_ALG_ES256 (-7) /* ECDSA P-256 with SHA-256 */
+#define COSE_TAG_SIGN1 18
+#define COSE_SIGNATURE_BYTES 64 /* Ed25519, and ES256 as r || s */
+
+/* Room for each intermediate: a protected header with a 64-byte kid, a payload and the
+ * Sig_structure around it. */
+#define COSE_PROTECTED_MAX 80
+#define COSE_PAYLOAD_MAX READING_MAX_BYTES
+#define COSE_TBS_MAX (COSE_PAYLOAD_MAX + COSE_PROTECTED_MAX + 32)
+
+/* The protected header's bytes: the map {1: alg, 4: kid} (kid: the device id's UTF-8, as a
+ * byte string). Returns 0, or -1 if out is too small. */
+int cose_protected_header(int alg, const char *kid, uint8_t *out, size_t cap, size_t *len);
+
+/* Sig_structure = ["Signature1", protected, h'', payload] (RFC 9052 §4.4). */
+int cose_sig_structure(const uint8_t *protected_bytes, size_t protected_len, const uint8_t *payload,
+                       size_t payload_len, uint8_t *out, size_t cap, size_t *len);
+
+/* 18([protected, {}, payload, signature]). */
+int cose_sign1_encode(const uint8_t *protected_bytes, size_t protected_len, const uint8_t *payload,
+                      size_t payload_len, const uint8_t *signature, size_t signature_len, uint8_t *out,
+                      size_t cap, size_t *len);
+
+/* An ECDSA signature as DER (SEQUENCE of two INTEGERs, what OpenSSL returns) to COSE's fixed
+ * r || s, each left-padded to 32 bytes. Returns 0, or -1 if der is not such a signature. */
+int cose_ecdsa_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[COSE_SIGNATURE_BYTES]);
+
+/* The device's key. Allocated once at start-up (OpenSSL allocates inside its own calls). */
+typedef struct {
+    EVP_PKEY *key;
+    EVP_MD_CTX *ctx;
+    int alg; /* COSE_ALG_EDDSA or COSE_ALG_ES256 */
+} cose_signer;
+
+/* Loads a PEM private key (PKCS#8 Ed25519 or P-256, or SEC1 P-256). On failure returns -1 and
+ * writes what failed into error. */
+int cose_signer_load_pem(cose_signer *s, const char *path, char *error, size_t error_cap);
+/* A signer from a raw Ed25519 seed (for test vectors). */
+int cose_signer_from_ed25519_seed(cose_signer *s, const uint8_t seed[32]);
+void cose_signer_free(cose_signer *s);
+/* The raw public key: Ed25519 32 bytes, P-256 65 bytes (uncompressed SEC1). */
+int cose_signer_public_key(const cose_signer *s, uint8_t *out, size_t cap, size_t *len);
+/* Signs tbs into sig (64 bytes). Returns 0 or -1. */
+int cose_signer_sign(cose_signer *s, const uint8_t *tbs, size_t tbs_len, uint8_t sig[COSE_SIGNATURE_BYTES]);
+
+/* The whole device side: encodes the reading, signs it and writes the COSE_Sign1 message.
+ * Returns 0, or -1 with a reason in error (too large, signing failed). */
+int cose_sign_reading(cose_signer *s, const reading *r, uint8_t *out, size_t cap, size_t *len, char *error,
+                      size_t error_cap);
+
+#endif
