@@ -131,7 +131,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FirmwareDeviceTests",
-            dependencies: ["MedLedgerCore", "MedLedgerTestSupport"],
+            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerNode", "MedLedgerTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

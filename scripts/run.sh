@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# Sets up the machine, builds medledger and runs the main job. Today that is a local channel: keys
-# and genesis, a synthetic certified chain in an SQLite store, queried and verified from genesis.
-# (`medledger devnet`, the full local network over Mosquitto, takes this place once it lands.)
+# Sets up the machine, builds medledger and runs the main job: `medledger devnet`, the local
+# network (a Mosquitto broker, 4 validators and 2 managers as their own processes, a fleet of
+# simulated devices) with one status line. Ctrl-C stops it, prints a summary and verifies every
+# replica. Arguments go to `medledger devnet` (e.g. --devices 1000 --rate 0.5, --fresh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release --product medledger
-bin=.build/release/medledger
-dir=${1:-.devnet}
-rm -rf "$dir" && mkdir -p "$dir"
-"$bin" channel init --dir "$dir/channel" --channel ward-7 --validators 4 --managers 2
-"$bin" sample-chain --dir "$dir/channel" --db "$dir/ledger.sqlite" --blocks 50 --readings 1000 --devices 200
-"$bin" verify --db "$dir/ledger.sqlite"
+exec .build/release/medledger devnet --dir .devnet "$@"

@@ -159,8 +159,9 @@ public struct ChannelACL: Hashable, Sendable {
                 manager, "manager",
                 [
                     "read \(base)/readings/#", "write \(base)/receipts/#", "read \(base)/tx/#",
-                    "readwrite \(base)/council/#", "readwrite \(base)/commits", "readwrite \(base)/sync/#",
-                    "readwrite medledger/v1/_responses/\(manager)",
+                    "write \(base)/tx-receipts/#", "readwrite \(base)/council/#", "readwrite \(base)/commits",
+                    "readwrite \(base)/sync/#", "readwrite medledger/v1/_responses/\(manager)",
+                    "write medledger/v1/_responses/#",
                 ])
         }
         for validator in validators {
@@ -169,15 +170,18 @@ public struct ChannelACL: Hashable, Sendable {
                 [
                     "readwrite \(base)/council/#", "readwrite \(base)/commits", "read \(base)/tx/#",
                     "readwrite \(base)/sync/#", "readwrite medledger/v1/_responses/\(validator)",
+                    "write medledger/v1/_responses/#",
                 ])
         }
         for registrar in registrars {
-            block(registrar, "registrar", ["write \(base)/tx/\(registrar)", "read \(base)/commits"])
+            block(
+                registrar, "registrar",
+                ["write \(base)/tx/\(registrar)", "read \(base)/tx-receipts/\(registrar)", "read \(base)/commits"])
         }
         for bridge in bridges {
             var rules = [
                 "readwrite \(base)/tx/#", "readwrite \(base)/council/#", "readwrite \(base)/commits",
-                "readwrite \(base)/receipts/#", "readwrite \(base)/sync/#",
+                "readwrite \(base)/receipts/#", "readwrite \(base)/tx-receipts/#", "readwrite \(base)/sync/#",
             ]
             if bridgesCarryReadings { rules.append("readwrite \(base)/readings/#") }
             block(bridge, "another hospital's bridge", rules)

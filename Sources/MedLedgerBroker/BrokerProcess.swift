@@ -51,9 +51,20 @@ struct BrokerFiles {
 
     /// When running as root, hands a path to the `mosquitto` user, which the broker switches to.
     func giveToBrokerUser(_ path: String) {
-        guard geteuid() == 0, let user = getpwnam("mosquitto") else { return }
-        _ = chown(path, user.pointee.pw_uid, user.pointee.pw_gid)
+        guard geteuid() == 0, let (uid, gid) = Self.brokerUser else { return }
+        _ = chown(path, uid, gid)
     }
+
+    /// The `mosquitto` user's ids, looked up once (with the reentrant getpwnam_r: tests start
+    /// brokers from many threads at once).
+    static let brokerUser: (uid_t, gid_t)? = {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let rc = getpwnam_r("mosquitto", &entry, &buffer, buffer.count, &result)
+        guard rc == 0, result != nil else { return nil }
+        return (entry.pw_uid, entry.pw_gid)
+    }()
 }
 
 /// Rewrites a configuration for the harness: ports, loopback binding, persistence, log, files.

@@ -53,6 +53,8 @@ public struct ConsensusMachine: Sendable {
     private var prevoteTimeoutRounds: Set<UInt64> = []
     private var precommitTimeoutRounds: Set<UInt64> = []
     private var polkaRounds: Set<UInt64> = []
+    /// Rounds whose prevotes or proposals changed since a non-voting node last looked for a polka.
+    private var polkaCandidates: Set<UInt64> = []
     private var relayedLocks: Set<UInt64> = []
     private var commitQuorums: [(round: UInt64, id: Hash256)] = []
     private var reportedEvidence: Set<EvidenceKey> = []
@@ -234,6 +236,7 @@ public struct ConsensusMachine: Sendable {
         prevoteTimeoutRounds = []
         precommitTimeoutRounds = []
         polkaRounds = []
+        polkaCandidates = []
         relayedLocks = []
         commitQuorums = []
         reportedEvidence = []
@@ -281,12 +284,14 @@ public struct ConsensusMachine: Sendable {
         }
         for proposal in state.proposals {
             proposals[proposal.round, default: []].append(proposal)
+            polkaCandidates.insert(proposal.round)
             store(proposal.value)
             ownProposals.append(proposal)
         }
         if let polka = state.polka {
             if !(proposals[polka.proposal.round] ?? []).contains(where: { $0.sameContent(as: polka.proposal) }) {
                 proposals[polka.proposal.round, default: []].append(polka.proposal)
+                polkaCandidates.insert(polka.proposal.round)
             }
             store(polka.proposal.value)
             for vote in polka.prevotes { admit(vote, verified: true) }
@@ -307,6 +312,10 @@ public struct ConsensusMachine: Sendable {
         round = newRound
         step = .propose
         awaitingValue = nil
+        // Rounds only go up, so own messages of rounds before the previous one are never signed
+        // again nor needed by anyone (a lock's polka is kept apart): persist and resend the rest.
+        ownVotes.removeAll { $0.round + 1 < newRound }
+        ownProposals.removeAll { $0.round + 1 < newRound }
         if let index = role.managerIndex, configuration.proposer(height: height, round: newRound) == index {
             if let own = ownProposals.first(where: { $0.round == newRound }) {
                 effects.append(.broadcastProposal(own))
@@ -326,6 +335,7 @@ public struct ConsensusMachine: Sendable {
     private mutating func progress() {
         while running {
             if decideIfPossible() { return }
+            if !canVote { updateValidValue() }
             if let target = roundToSkipTo() {
                 startRound(target)
                 continue
@@ -369,26 +379,22 @@ public struct ConsensusMachine: Sendable {
             prevoteTimeoutRounds.insert(round)
             if canVote { schedule(.prevote, round: round) }
         }
-        // Line 36: a polka for the round's proposal locks (when prevoted) and sets the valid value.
-        if !polkaRounds.contains(round),
+        // Line 36: a polka for a proposal of the round locks a validator that prevoted (non-voting
+        // nodes take their valid value in `updateValidValue`).
+        if canVote, !polkaRounds.contains(round),
             let proposal = proposals[round]?.first(where: { current.prevotes.count($0.value.id) >= quorum })
         {
-            if canVote {
-                if step == .precommit {
-                    // Too late to lock; a validator never proposes, so its valid value does not matter.
-                    polkaRounds.insert(round)
-                } else if step == .prevote, let valid = validity(of: proposal.value), valid {
-                    polkaRounds.insert(round)
-                    lockedRound = round
-                    lockedBlockHash = proposal.value.id
-                    castVote(.precommit, proposal.value.id)
-                    step = .precommit
-                    setValid(proposal.value, round: round)
-                    return true
-                }
-            } else {
+            if step == .precommit {
+                // Too late to lock; a validator never proposes, so its valid value does not matter.
                 polkaRounds.insert(round)
-                considerValidValue(round: round)
+            } else if step == .prevote, let valid = validity(of: proposal.value), valid {
+                polkaRounds.insert(round)
+                lockedRound = round
+                lockedBlockHash = proposal.value.id
+                castVote(.precommit, proposal.value.id)
+                step = .precommit
+                setValid(proposal.value, round: round)
+                return true
             }
         }
         // Line 44: a polka for nil precommits nil.
@@ -442,14 +448,21 @@ public struct ConsensusMachine: Sendable {
         return nil
     }
 
-    /// A non-voting node's valid value: the proposal of any round up to the current one whose
-    /// polka it has seen, when that round is above its valid round.
-    private mutating func considerValidValue(round polkaRound: UInt64) {
-        guard !canVote, polkaRound <= round, validRound.map({ polkaRound > $0 }) ?? true,
-            let roundVotes = votes[polkaRound],
-            let proposal = proposals[polkaRound]?.first(where: { roundVotes.prevotes.count($0.value.id) >= quorum })
-        else { return }
-        setValid(proposal.value, round: polkaRound)
+    /// A non-voting node's valid value (line 36, for any round up to the current one): the
+    /// proposal of the highest round with a polka, when that round is above its valid round.
+    /// Messages arrive in any order and rounds can be skipped, so every round whose prevotes or
+    /// proposals changed is looked at again.
+    private mutating func updateValidValue() {
+        guard !polkaCandidates.isEmpty else { return }
+        let ready = polkaCandidates.filter { $0 <= round }
+        polkaCandidates.subtract(ready)
+        for polkaRound in ready.sorted(by: >) where validRound.map({ polkaRound > $0 }) ?? true {
+            guard let roundVotes = votes[polkaRound],
+                let proposal = proposals[polkaRound]?.first(where: { roundVotes.prevotes.count($0.value.id) >= quorum })
+            else { continue }
+            setValid(proposal.value, round: polkaRound)
+            return
+        }
     }
 
     private mutating func setValid(_ value: ProposalValue, round polkaRound: UInt64) {
@@ -562,6 +575,7 @@ public struct ConsensusMachine: Sendable {
             return
         }
         proposals[round, default: []].append(proposal)
+        polkaCandidates.insert(round)
         store(value)
         ownProposals.append(proposal)
         persist()
@@ -571,9 +585,8 @@ public struct ConsensusMachine: Sendable {
     }
 
     private mutating func record(_ vote: Vote) {
-        var roundVotes = votes[vote.round] ?? RoundVotes()
-        let count = roundVotes.add(vote)
-        votes[vote.round] = roundVotes
+        let count = votes[vote.round, default: RoundVotes()].add(vote)
+        if vote.step == .prevote { polkaCandidates.insert(vote.round) }
         if vote.step == .precommit, let id = vote.blockHash, count == quorum {
             commitQuorums.append((vote.round, id))
         }
@@ -601,7 +614,7 @@ public struct ConsensusMachine: Sendable {
         case .retransmit:
             guard timeout.round == retransmitTick else { return }
             for vote in ownVotes { effects.append(.broadcastVote(vote)) }
-            for proposal in ownProposals where proposal.round + 1 >= round {
+            for proposal in ownProposals {
                 effects.append(.broadcastProposal(proposal))
                 if let validRound = proposal.validRound { sendPrevotes(round: validRound, id: proposal.value.id) }
             }
@@ -635,7 +648,7 @@ public struct ConsensusMachine: Sendable {
             diagnose(.wrongChannel, "a certificate for channel '\(certificate.channel)'")
             return
         }
-        guard certificate.height >= height else { return }
+        guard certificate.height > height || (certificate.height == height && decision == nil) else { return }
         guard let signatures = verifiedPrecommits(certificate) else {
             diagnose(
                 .invalidCertificate,
@@ -646,7 +659,6 @@ public struct ConsensusMachine: Sendable {
             if certificate.height < ConsensusBounds.maxHeight { reportBehind(certificate.height + 1) }
             return
         }
-        guard decision == nil else { return }
         if let value {
             guard value.id == certificate.blockHash else {
                 diagnose(.invalidCertificate, "the block given with the certificate has another hash")
@@ -662,15 +674,16 @@ public struct ConsensusMachine: Sendable {
     }
 
     /// The certificate's valid precommits, one per council member in index order, if they are 2f+1.
+    /// Only the first entry of each member is tried, so a hostile certificate costs at most n checks.
     private func verifiedPrecommits(_ certificate: CommitCertificate) -> [ValidatorSignature]? {
         let message = certificate.signingBytes
-        var seen = Set<Int>()
+        var tried = Set<Int>()
         var valid: [ValidatorSignature] = []
         for entry in certificate.signatures
-        where entry.validator >= 0 && entry.validator < configuration.validatorCount && !seen.contains(entry.validator)
+        where entry.validator >= 0 && entry.validator < configuration.validatorCount
+            && tried.insert(entry.validator).inserted
         {
             if verifier.isValidVoteSignature(entry.signature, message: message, validator: entry.validator) {
-                seen.insert(entry.validator)
                 valid.append(entry)
             }
         }
@@ -785,7 +798,7 @@ public struct ConsensusMachine: Sendable {
         list.append(proposal)
         proposals[proposal.round] = list
         store(proposal.value)
-        if proposal.round < round { considerValidValue(round: proposal.round) }
+        polkaCandidates.insert(proposal.round)
     }
 
     /// Takes a vote of the current height (its signature checked unless `verified`).
@@ -801,7 +814,6 @@ public struct ConsensusMachine: Sendable {
                 .conflictingVotes(first, vote),
                 key: EvidenceKey(sender: vote.validator, round: vote.round, step: UInt8(vote.step.rawValue)))
             admitConflicting(vote)
-            if vote.step == .prevote, vote.round < round { considerValidValue(round: vote.round) }
             return
         }
         guard verified || isValidSignature(vote) else {
@@ -821,7 +833,6 @@ public struct ConsensusMachine: Sendable {
             }
         }
         record(vote)
-        if vote.step == .prevote, vote.round < round { considerValidValue(round: vote.round) }
     }
 
     /// Counts an equivocator's vote for another value too (the paper counts every message), keeping

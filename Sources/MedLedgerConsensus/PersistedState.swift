@@ -35,9 +35,9 @@ public struct PersistedConsensusState: Hashable, Sendable {
     public var validRound: UInt64?
     /// The valid value: kept by managers, who may have to propose it again; nil for validators.
     public var validValue: ProposalValue?
-    /// Every vote this node signed at the height, in the order it signed them.
+    /// The votes this node signed at the height in this round and the one before, in order.
     public var votes: [Vote]
-    /// Every proposal this node signed at the height, in order.
+    /// The proposals this node signed at the height in this round and the one before, in order.
     public var proposals: [Proposal]
     /// The polka of the lock (a validator) or of the valid value (a manager), which the node
     /// relays to a proposer that ignores it. It holds a block, so a shell may store its value once.

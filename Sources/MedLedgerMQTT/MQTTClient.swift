@@ -68,7 +68,9 @@ public final class MQTTClient: Sendable {
         let connection = self.connection
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<Void, MQTTError>, Never>) in
-            eventLoop.execute { connection.connect(continuation) }
+            eventLoop.execute(
+                { connection.connect(continuation) },
+                ifClosed: { continuation.resume(returning: .failure(Self.loopClosed)) })
         }
         try result.get()
     }
@@ -79,7 +81,7 @@ public final class MQTTClient: Sendable {
     public func disconnect() async {
         let connection = self.connection
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            eventLoop.execute { connection.disconnect(continuation) }
+            eventLoop.execute({ connection.disconnect(continuation) }, ifClosed: { continuation.resume() })
         }
     }
 
@@ -145,15 +147,17 @@ public final class MQTTClient: Sendable {
         let loop = eventLoop
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<Void, MQTTError>, Never>) in
-            loop.execute {
-                guard let id = connection.flush(continuation) else { return }
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    loop.execute {
-                        connection.cancelFlush(id, error: MQTTError(.timeout, "flush did not finish within \(timeout)"))
+            loop.execute(
+                {
+                    guard let id = connection.flush(continuation) else { return }
+                    Task {
+                        try? await Task.sleep(for: timeout)
+                        loop.execute {
+                            connection.cancelFlush(
+                                id, error: MQTTError(.timeout, "flush did not finish within \(timeout)"))
+                        }
                     }
-                }
-            }
+                }, ifClosed: { continuation.resume(returning: .failure(Self.loopClosed)) })
         }
         try result.get()
     }
@@ -167,7 +171,9 @@ public final class MQTTClient: Sendable {
         let connection = self.connection
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<[Int], MQTTError>, Never>) in
-            eventLoop.execute { connection.subscribe(subscriptions, continuation) }
+            eventLoop.execute(
+                { connection.subscribe(subscriptions, continuation) },
+                ifClosed: { continuation.resume(returning: .failure(Self.loopClosed)) })
         }
         return try result.get().map { MQTTQoS(rawValue: $0) ?? .atMostOnce }
     }
@@ -186,7 +192,9 @@ public final class MQTTClient: Sendable {
         let connection = self.connection
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<Void, MQTTError>, Never>) in
-            eventLoop.execute { connection.unsubscribe(filters, continuation) }
+            eventLoop.execute(
+                { connection.unsubscribe(filters, continuation) },
+                ifClosed: { continuation.resume(returning: .failure(Self.loopClosed)) })
         }
         try result.get()
     }
@@ -231,7 +239,9 @@ public final class MQTTClient: Sendable {
         let connection = self.connection
         let loop = eventLoop
         let subscribed = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            loop.execute { continuation.resume(returning: connection.hasResponseSubscription) }
+            loop.execute(
+                { continuation.resume(returning: connection.hasResponseSubscription) },
+                ifClosed: { continuation.resume(returning: true) })
         }
         if !subscribed {
             try await subscribe([MQTTSubscription(connection.responseTopic, qos: .atLeastOnce)])
@@ -245,24 +255,25 @@ public final class MQTTClient: Sendable {
         let key = correlation
         let result = await withCheckedContinuation {
             (continuation: CheckedContinuation<Result<MQTTMessage, MQTTError>, Never>) in
-            loop.execute {
-                connection.addRequest(key, continuation)
-                let failed: @Sendable (Result<Void, MQTTError>) -> Void = { outcome in
-                    if case .failure(let error) = outcome { connection.cancelRequest(key, error: error) }
-                }
-                _ = connection.enqueueOnLoop(
-                    OutgoingPublish(
-                        topic: topic, payload: payload, qos: .atLeastOnce, retain: false, properties: outgoing,
-                        completion: .callback(failed)))
-                connection.releaseOutbox()
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    loop.execute {
-                        connection.cancelRequest(
-                            key, error: MQTTError(.timeout, "no response on '\(topic)' within \(timeout)"))
+            loop.execute(
+                {
+                    connection.addRequest(key, continuation)
+                    let failed: @Sendable (Result<Void, MQTTError>) -> Void = { outcome in
+                        if case .failure(let error) = outcome { connection.cancelRequest(key, error: error) }
                     }
-                }
-            }
+                    _ = connection.enqueueOnLoop(
+                        OutgoingPublish(
+                            topic: topic, payload: payload, qos: .atLeastOnce, retain: false, properties: outgoing,
+                            completion: .callback(failed)))
+                    connection.releaseOutbox()
+                    Task {
+                        try? await Task.sleep(for: timeout)
+                        loop.execute {
+                            connection.cancelRequest(
+                                key, error: MQTTError(.timeout, "no response on '\(topic)' within \(timeout)"))
+                        }
+                    }
+                }, ifClosed: { continuation.resume(returning: .failure(Self.loopClosed)) })
         }
         return try result.get()
     }
@@ -281,6 +292,8 @@ public final class MQTTClient: Sendable {
         outgoing.correlationData = request.properties.correlationData
         try await publish(topic: topic, payload: payload, qos: qos, properties: outgoing)
     }
+
+    static let loopClosed = MQTTError(.closed, "the client's event loop has shut down")
 
     static func checkTopic(_ topic: String) throws(MQTTError) {
         guard !topic.isEmpty, topic.utf8.count <= 65535, !topic.contains("+"), !topic.contains("#"),

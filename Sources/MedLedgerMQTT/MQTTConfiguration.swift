@@ -127,9 +127,12 @@ public struct MQTTConfiguration: Hashable, Sendable {
     public var reconnect: MQTTReconnectPolicy
     /// How long a connection attempt may take before it counts as failed.
     public var connectTimeout: Duration
-    /// The most received messages held for the consumer of `messages`. When it is full the client
-    /// stops reading from the socket (the broker queues), so nothing is dropped; a message that
-    /// still arrives past the limit is dropped and counted in `droppedMessages`.
+    /// How many received messages the client holds for the consumer of `messages` before it stops
+    /// reading the socket (the broker queues meanwhile); it reads again when the consumer has
+    /// taken half. The read under way when the limit is reached may still bring up to
+    /// `2 × maxInflight + 1024` more, which are kept, so the buffer never holds more than
+    /// `receiveBufferCapacity + 2 × maxInflight + 1024`. A message past that would be dropped and
+    /// counted in `droppedMessages` (and logged), never silently.
     public var receiveBufferCapacity: Int
     /// The topic prefix under which `request` listens for responses; the client id is appended.
     public var responseTopicPrefix: String

@@ -126,18 +126,17 @@ final class MQTTConnection: @unchecked Sendable {
         self.loop = loop
         self.logger = logger
         self.token = loop.makeToken()
-        self.inbox = MQTTInbox(capacity: configuration.receiveBufferCapacity)
+        // One mosquitto_loop_read reads up to (messages in flight out + in + 1) packets, more while
+        // TLS has decrypted bytes buffered (one record, at most 16 KiB).
+        self.inbox = MQTTInbox(
+            capacity: configuration.receiveBufferCapacity, overflow: 2 * configuration.maxInflight + 1024)
         lastMisc = ContinuousClock().now
         guard let handle = mosquitto_new(configuration.clientID, configuration.cleanStart, nil) else {
             throw MQTTError(.noMemory, "mosquitto_new failed for client '\(configuration.clientID)'")
         }
         mosq = handle
-        do {
-            try setUp()
-        } catch {
-            mosquitto_destroy(handle)
-            throw error
-        }
+        // Every stored property is set from here on, so a throw runs deinit, which destroys the handle.
+        try setUp()
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         releaseWakeupPair()
         inbox.onSpace = { [weak self] in
@@ -538,22 +537,24 @@ final class MQTTConnection: @unchecked Sendable {
 
     func handle(events: UInt32) {
         let hangup = events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
-        if inbox.isPaused {
+        let paused = inbox.isPaused
+        if paused && hangup {
             // Reading waits for the consumer; a hang-up is handled once it has made room (until
             // then the descriptor is out of the epoll set, so the loop does not spin on it).
-            if hangup {
-                unregister()
-                parked = true
-            }
+            unregister()
+            parked = true
             return
         }
-        if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readAvailable() }
+        var drained = true
+        if !paused && events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            drained = readAvailable()
+        }
         if events & EPOLLOUT.rawValue != 0, mosquitto_socket(mosq) >= 0 {
             let rc = mosquitto_loop_write(mosq, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue { lostIfStillOpen(rc) }
         }
         let fd = mosquitto_socket(mosq)
-        if hangup && fd >= 0 {
+        if hangup && drained && fd >= 0 {
             // libmosquitto did not notice (a refused TLS connect looks like success to it).
             var code: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
@@ -572,17 +573,21 @@ final class MQTTConnection: @unchecked Sendable {
         sync()
     }
 
-    private func readAvailable() {
+    /// Reads while packets come (at most 64 a turn); returns false when it stopped at that limit
+    /// (more may be waiting), true when the socket had nothing more or failed.
+    @discardableResult
+    private func readAvailable() -> Bool {
         for _ in 0..<64 {
-            guard mosquitto_socket(mosq) >= 0, !inbox.isPaused else { return }
+            guard mosquitto_socket(mosq) >= 0, !inbox.isPaused else { return true }
             let before = activity
             let rc = mosquitto_loop_read(mosq, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 lostIfStillOpen(rc)
-                return
+                return true
             }
-            if activity == before { return }
+            if activity == before { return true }
         }
+        return false
     }
 
     /// libmosquitto reports a failure of a read or write, normally through the disconnect

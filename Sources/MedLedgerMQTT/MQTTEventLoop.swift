@@ -99,12 +99,14 @@ public final class MQTTEventLoop: @unchecked Sendable {
 
     func makeToken() -> UInt64 { tokens.wrappingAdd(1, ordering: .relaxed).oldValue }
 
-    /// Runs `body` on the loop thread, after the commands given before it.
-    func execute(_ body: @escaping @Sendable () -> Void) {
-        submit(.run(body))
+    /// Runs `body` on the loop thread, after the commands given before it; when the loop has
+    /// shut down, runs `ifClosed` (on the caller's thread) instead, so no waiter is left behind.
+    func execute(_ body: @escaping @Sendable () -> Void, ifClosed: (@Sendable () -> Void)? = nil) {
+        if !submit(.run(body)) { ifClosed?() }
     }
 
-    func submit(_ command: Command) {
+    @discardableResult
+    func submit(_ command: Command) -> Bool {
         let accepted = inbound.withLock { state -> Bool in
             guard !state.exited else { return false }
             state.commands.append(command)
@@ -115,6 +117,7 @@ public final class MQTTEventLoop: @unchecked Sendable {
         } else if case .publish(_, let publish) = command {
             publish.complete(.failure(MQTTError(.closed, "the MQTT event loop has shut down")))
         }
+        return accepted
     }
 
     private func wake() {
@@ -235,6 +238,12 @@ public final class MQTTEventLoop: @unchecked Sendable {
 enum MQTTLibrary {
     private static let done: Bool = {
         mosquitto_lib_init()
+        // OpenSSL writes to TLS sockets with write(2), which raises SIGPIPE when the broker has
+        // gone; its default action would end the process. Ignore it unless the program set a handler.
+        var current = sigaction()
+        if sigaction(SIGPIPE, nil, &current) == 0 && current.__sigaction_handler.sa_handler == nil {
+            signal(SIGPIPE, SIG_IGN)
+        }
         return true
     }()
 

@@ -37,9 +37,11 @@ struct MQTTQueue<Element> {
 }
 
 /// The bounded buffer between a connection's loop thread and the consumer of `messages`.
-/// When it is nearly full the loop stops reading the socket (the broker queues), and resumes
-/// once the consumer has taken half; a message that arrives past the capacity anyway is dropped
-/// and counted.
+/// When it holds `capacity` messages the loop stops reading the socket (the broker queues), and
+/// resumes once the consumer has taken half. One libmosquitto read can still bring up to
+/// `overflow` more (it reads as many packets per call as the handle has messages in flight, and
+/// whatever a TLS record holds); those are kept. A message past `capacity + overflow` is dropped
+/// and counted, which the loop's pausing makes impossible in practice.
 final class MQTTInbox: @unchecked Sendable {
     // @unchecked Sendable: `onSpace` is set once, right after init and before the inbox is
     // shared; everything else is a `let`, a Mutex or an atomic.
@@ -53,6 +55,7 @@ final class MQTTInbox: @unchecked Sendable {
     }
 
     let capacity: Int
+    private let limit: Int
     private let pauseAt: Int
     private let resumeAt: Int
     private let state = Mutex(State())
@@ -61,10 +64,11 @@ final class MQTTInbox: @unchecked Sendable {
     /// Called (on the consumer's thread) when a paused inbox has room again.
     var onSpace: (@Sendable () -> Void)?
 
-    init(capacity: Int) {
+    init(capacity: Int, overflow: Int) {
         self.capacity = capacity
-        pauseAt = max(1, capacity - max(1, min(capacity / 4, 1000)))
-        resumeAt = pauseAt / 2
+        limit = capacity + overflow
+        pauseAt = capacity
+        resumeAt = capacity / 2
     }
 
     var isPaused: Bool { state.withLock { $0.paused } }
@@ -77,7 +81,7 @@ final class MQTTInbox: @unchecked Sendable {
         received.add(1, ordering: .relaxed)
         let accepted = state.withLock { state -> Bool in
             if state.finished { return true }
-            guard state.queue.count < capacity else { return false }
+            guard state.queue.count < limit else { return false }
             state.queue.append(message)
             if state.queue.count >= pauseAt && !state.paused {
                 state.paused = true
@@ -102,7 +106,14 @@ final class MQTTInbox: @unchecked Sendable {
     /// Unpauses when there is room; returns whether reading may go on.
     func resumeIfRoom() -> Bool {
         state.withLock { state in
-            if state.paused && state.queue.count < pauseAt { state.paused = false }
+            if state.paused {
+                if state.queue.count < pauseAt {
+                    state.paused = false
+                } else {
+                    // Full again by the time the loop got here: the consumer signals once more.
+                    state.signalled = false
+                }
+            }
             return !state.paused
         }
     }

@@ -18,6 +18,10 @@ public struct DevnetFile: Codable, Hashable, Sendable {
 
     /// The broker (loopback, anonymous).
     public var broker: Broker
+    /// The broker's process id.
+    public var brokerPid: Int32
+    /// The devnet command's own process id.
+    public var pid: Int32
     /// The channel id.
     public var channel: String
     /// The genesis file.
@@ -33,10 +37,13 @@ public struct DevnetFile: Codable, Hashable, Sendable {
 
     /// Makes one.
     public init(
-        broker: Broker, channel: String, genesis: String, registrarId: String, registrarKey: String,
+        broker: Broker, brokerPid: Int32, pid: Int32, channel: String, genesis: String, registrarId: String,
+        registrarKey: String,
         databases: [String: String], nodes: [String: String]
     ) {
         self.broker = broker
+        self.brokerPid = brokerPid
+        self.pid = pid
         self.channel = channel
         self.genesis = genesis
         self.registrarId = registrarId

@@ -37,6 +37,8 @@ public actor LedgerNode: Service {
     var transactionPool: [SignedTransaction] = []
     var incoming: [IncomingReading] = []
     var wantedProposal: (height: UInt64, round: UInt64)?
+    /// Digests of the pending readings whose signatures this manager verified when they arrived.
+    var verifiedReadings: Set<Hash256> = []
 
     // Validator state: blocks checked for a height, by proposal digest.
     var checkedBlocks: [Hash256: CheckedBlock] = [:]
@@ -391,7 +393,7 @@ public actor LedgerNode: Service {
                 checked = cached
             } else {
                 let block = try decision.value.block(parameters: genesis.block)
-                checked = try store.state.check(block, verifier: verifier, contracts: store.contractRunner)
+                checked = try store.state.check(block, verifier: knownReadingsVerifier, contracts: store.contractRunner)
             }
             try store.append(checked, certificate: decision.certificate)
         } catch {
@@ -420,6 +422,12 @@ public actor LedgerNode: Service {
         startHeight(decision.height + 1)
     }
 
+    /// The verifier for a block this node did not check as a validator: the readings a manager
+    /// verified when they arrived are not verified again.
+    var knownReadingsVerifier: KnownReadingsVerifier {
+        KnownReadingsVerifier(base: verifier, known: verifiedReadings)
+    }
+
     // MARK: - Publishing
 
     func publish(_ topic: String, _ payload: [UInt8], retain: Bool = false) {
@@ -434,7 +442,7 @@ public actor LedgerNode: Service {
     func writeStatus() {
         guard let path = configuration.statusFile else { return }
         let status = NodeStatus(
-            node: configuration.id, role: configuration.role.rawValue, height: store.height,
+            node: configuration.id, role: configuration.role.rawValue, pid: getpid(), height: store.height,
             headHash: store.state.headerHash.hex, counters: counters, time: Self.now())
         guard let data = try? JSONEncoder().encode(status) else { return }
         try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -494,6 +502,8 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     public var node: String
     /// Its role.
     public var role: String
+    /// Its process id.
+    public var pid: Int32
     /// Its ledger height.
     public var height: UInt64
     /// The newest header hash.
@@ -502,4 +512,14 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     public var counters: NodeCounters
     /// When it was written, ms.
     public var time: UInt64
+}
+
+/// Spreads a block check over every core and skips the signatures of readings verified before.
+struct KnownReadingsVerifier: SignatureVerifier {
+    let base: ParallelSignatureVerifier
+    let known: Set<Hash256>
+
+    func map<T: Sendable>(count: Int, _ transform: @Sendable (Int) -> T) -> [T] { base.map(count: count, transform) }
+
+    func isKnownValid(_ bytes: [UInt8]) -> Bool { !known.isEmpty && known.contains(Hash256.sha256(bytes)) }
 }

@@ -15,8 +15,9 @@ extension LedgerNode {
         for (message, outcome) in zip(batch, outcomes) {
             let status: Receipt.Status
             switch outcome {
-            case .accepted:
+            case .accepted(let signed):
                 counters.readingsAccepted += 1
+                verifiedReadings.insert(Hash256.sha256(signed.bytes))
                 status = .accepted
             case .pending:
                 status = .accepted
@@ -97,6 +98,7 @@ extension LedgerNode {
         if !assembly.refusedReadings.isEmpty {
             pool.remove(assembly.refusedReadings.map { ($0.0.reading.device, $0.0.reading.seq) })
             for (signed, rejection) in assembly.refusedReadings {
+                verifiedReadings.remove(Hash256.sha256(signed.bytes))
                 counters.readingsRejected[rejection.reason.rawValue, default: 0] += 1
                 publish(
                     topics.receipts(signed.keyID),
@@ -118,10 +120,12 @@ extension LedgerNode {
         let hash = checked.headerHash
         pool.remove(checked.readings.map { ($0.reading.device, $0.reading.seq) })
         for signed in checked.readings {
+            if !verifiedReadings.isEmpty { verifiedReadings.remove(Hash256.sha256(signed.bytes)) }
             publish(
                 topics.receipts(signed.keyID),
                 Receipt(seq: signed.reading.seq, status: .committed(height: height, blockHash: hash)).encoded())
         }
+        if pool.count == 0 { verifiedReadings = [] }  // nothing pending: no digest is needed any more
         if !checked.transactions.isEmpty {
             let committed = Set(checked.transactions.map(\.bytes))
             transactionPool.removeAll { committed.contains($0.bytes) }

@@ -213,8 +213,11 @@ struct BrokerCommand: AsyncParsableCommand {
                 "The broker's directory: its rewritten config, persistence and mosquitto.log (default: a new temporary one)."
         )
         var stateDir: String?
+        @Flag(help: "Stop when the process that started this one ends (for test harnesses and scripts).")
+        var stopWithParent = false
 
         func run() async throws {
+            let parent = getppid()
             let configuration: MosquittoConfig
             do {
                 configuration = try MosquittoConfig(contentsOf: config)
@@ -241,6 +244,10 @@ struct BrokerCommand: AsyncParsableCommand {
             let stop = SignalWaiter(signals: [SIGINT, SIGTERM])
             var died = false
             while !stop.fired {
+                if stopWithParent && getppid() != parent {
+                    FileHandle.standardError.write(Data("the parent process ended; stopping the broker\n".utf8))
+                    break
+                }
                 if !broker.isRunning {
                     died = true
                     break

@@ -105,7 +105,7 @@ struct DevnetCommand: AsyncParsableCommand {
                 registrars: 1, alg: .ed25519,
                 block: BlockParameters(maxReadings: maxReadings, maxBytes: 1 << 20, timeoutMs: blockTimeoutMs),
                 skewMs: 300_000)
-            print("devnet: new channel '\(genesis.channel)' in \(directory)/channel")
+            say("devnet: new channel '\(genesis.channel)' in \(directory)/channel")
         }
     }
 
@@ -130,13 +130,14 @@ struct DevnetCommand: AsyncParsableCommand {
             nodeFiles[id] = path
         }
         let description = DevnetFile(
-            broker: .init(host: network.broker.host, port: network.broker.port), channel: genesis.channel,
+            broker: .init(host: network.broker.host, port: network.broker.port), brokerPid: network.broker.pid,
+            pid: getpid(), channel: genesis.channel,
             genesis: genesisPath, registrarId: genesis.registrars[0].id,
             registrarKey: ChannelFiles.keyPath(dir: "\(directory)/channel", id: genesis.registrars[0].id),
             databases: databases, nodes: nodeFiles)
         try description.write(directory: directory)
         for id in ids { try network.start(id, configuration: nodeFiles[id]!) }
-        print(
+        say(
             "devnet: broker \(network.broker.host):\(network.broker.port), channel '\(genesis.channel)', "
                 + "\(genesis.council.count) validators, \(genesis.managers.count) managers; \(directory)/devnet.json")
         try await network.waitUntilStarted(ids)
@@ -156,16 +157,18 @@ struct DevnetCommand: AsyncParsableCommand {
                 stop.fire()
             }
         }
+        var down: Set<String> = []
         while !stop.fired {
-            if let dead = network.exited() {
+            for (id, code) in network.exitedNodes() where down.insert(id).inserted {
+                // A node that dies is reported, not restarted: the rest go on as a network would.
                 status.finish()
-                throw ToolError("node \(dead) exited; see \(directory)/logs/\(dead).log")
+                say("devnet: node \(id) exited (\(code)); see \(directory)/logs/\(id).log")
             }
             status.show(fleet: nil)
             try? await Task.sleep(for: .milliseconds(250))
         }
         status.finish()
-        print("devnet: stopping")
+        say("devnet: stopping")
         await network.stopAll()
         await network.broker.stop()
         try summarize(databases: databases)
@@ -180,12 +183,18 @@ struct DevnetCommand: AsyncParsableCommand {
             let head = report.headHash?.hex.prefix(16) ?? "-"
             heads.insert("\(report.blocks)/\(head)")
             let verdict = report.isIntact ? "verified" : "FAILED: \(report.problems.prefix(3).map(\.description))"
-            print("  \(id): height \(report.blocks), \(report.readings) readings, head \(head)…, \(verdict)")
+            say("  \(id): height \(report.blocks), \(report.readings) readings, head \(head)…, \(verdict)")
             if !report.isIntact { failed.append(id) }
         }
         guard failed.isEmpty else { throw ToolError("replicas that do not verify: \(failed.joined(separator: ", "))") }
-        print("devnet: every replica verifies from genesis")
+        say("devnet: every replica verifies from genesis")
     }
+}
+
+/// Writes a line to standard output at once (unbuffered), so that the devnet's messages reach a
+/// log file or a pipe as they happen.
+func say(_ text: String = "") {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
 /// Set once; read by the loop that waits for it.
@@ -239,6 +248,15 @@ final class DevnetProcesses: @unchecked Sendable {
 
     /// The first node that is no longer running, if any.
     func exited() -> String? { processes.sorted { $0.key < $1.key }.first { !$0.value.isRunning }?.key }
+
+    /// The nodes that are no longer running, with how they ended.
+    func exitedNodes() -> [(String, String)] {
+        processes.sorted { $0.key < $1.key }.compactMap { id, process in
+            guard let status = process.exitStatus else { return nil }
+            let how = status & 0x7F == 0 ? "exit status \((status >> 8) & 0xFF)" : "signal \(status & 0x7F)"
+            return (id, how)
+        }
+    }
 
     /// Stops every node (SIGTERM, then SIGKILL after a grace period).
     func stopAll() async {
@@ -313,12 +331,12 @@ final class StatusLine: @unchecked Sendable {
             FileHandle.standardOutput.write(Data(("\r" + text + padding).utf8))
         } else {
             guard now - lastPrinted >= .seconds(interval) else { return }
-            print(line(fleet: fleet))
+            say(line(fleet: fleet))
         }
         lastPrinted = now
     }
 
     func finish() {
-        if isTerminal { print("") }
+        if isTerminal { say() }
     }
 }

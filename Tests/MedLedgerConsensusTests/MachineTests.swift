@@ -260,6 +260,32 @@ struct MachineTests {
         #expect(next.persisted.last?.validValue == a)
     }
 
+    @Test func aManagerLearnsAnEarlierPolkaEvenWhenItSkipsPastThatRound() throws {
+        // Manager 1 is still at height 1 while the council works on height 2: a proposal of round 0
+        // and its polka, and f+1 validators already in round 3, wait in its buffer.
+        var manager = council.manager(1)
+        _ = manager.handle(.startHeight(1))
+        let two = testValue(height: 2, label: "two")
+        _ = manager.handle(.proposal(council.proposal(height: 2, round: 0, value: two)))
+        for validator in [0, 1, 2] {
+            _ = manager.handle(.vote(council.vote(validator, .prevote, height: 2, round: 0, two.id)))
+        }
+        for validator in [1, 3] {
+            _ = manager.handle(.vote(council.vote(validator, .precommit, height: 2, round: 3, nil)))
+        }
+        _ = manager.handle(.commit(certificate(height: 1, value: a), value: a))
+        let effects = manager.handle(.startHeight(2))
+        #expect(manager.round == 3)
+        #expect(manager.validRound == 0 && manager.validValue == two)
+        #expect(effects.persisted.last?.polka?.proposal.value == two)
+        // Round 4 of height 2 is manager 0's; round 5 is this manager's: it proposes `two` again.
+        _ = manager.handle(.vote(council.vote(0, .precommit, height: 2, round: 5, nil)))
+        let turn = manager.handle(.vote(council.vote(2, .precommit, height: 2, round: 5, nil)))
+        let proposal = try #require(turn.proposals.first)
+        #expect(proposal.round == 5 && proposal.validRound == 0 && proposal.value == two)
+        #expect(turn.votes.map(\.validator) == [0, 1, 2])
+    }
+
     @Test func aRestartedValidatorResendsItsVotesAndNeverSignsAConflictingOne() throws {
         var machine = lockedOnA()
         var persisted: PersistedConsensusState?
@@ -297,6 +323,28 @@ struct MachineTests {
         // The polka of the lock was persisted with it, so the restarted node can still relay it.
         #expect(round1.proposals == [council.proposal(height: 1, round: 0, value: a)])
         #expect(round1.votes.dropLast().map(\.validator) == [0, 1, 2])
+    }
+
+    @Test func thePersistedStateKeepsOnlyTheLastTwoRoundsHoweverLongAHeightTakes() throws {
+        var machine = council.validator(0)
+        _ = machine.handle(.startHeight(1))
+        var last: PersistedConsensusState?
+        for round in 0..<6 as Range<UInt64> {
+            last = machine.handle(.timeout(ConsensusTimeout(.propose, height: 1, round: round))).persisted.last ?? last
+            for validator in 1...2 {
+                let effects = machine.handle(.vote(council.vote(validator, .prevote, height: 1, round: round, nil)))
+                last = effects.persisted.last ?? last
+            }
+            for validator in 1...2 {
+                _ = machine.handle(.vote(council.vote(validator, .precommit, height: 1, round: round, nil)))
+            }
+            _ = machine.handle(.timeout(ConsensusTimeout(.precommit, height: 1, round: round)))
+        }
+        let state = try #require(last)
+        #expect(state.round == 5)
+        #expect(state.votes.map(\.round) == [4, 4, 5, 5])
+        let resent = machine.handle(.timeout(ConsensusTimeout(.retransmit, height: 1, round: 0)))
+        #expect(resent.votes.map(\.round) == [5, 5])
     }
 
     @Test func aRestoredValidatorDoesNotVoteBelowItsPersistedHeight() {

@@ -22,6 +22,8 @@ enum ManagerFault: String, CaseIterable, Sendable {
     case equivocating
     /// Never proposes.
     case withholding
+    /// Proposes a fresh block every time, never its valid value: what locks protect against.
+    case forgetful
 }
 
 /// One seeded run: who is in the council, who is faulty, and how the network misbehaves before
@@ -50,6 +52,9 @@ struct Scenario: CustomStringConvertible, Sendable {
     var managerFaults: [Int: ManagerFault]
     var gst: UInt64
     var dropRate: Double
+    /// When set, each directed link's own loss rate before GST (instead of `dropRate`), so that
+    /// some nodes see quorums that others don't.
+    var linkDrop: [[Double]]?
     var duplicateRate: Double
     var maxDelay: UInt64
     var delta: UInt64
@@ -57,6 +62,9 @@ struct Scenario: CustomStringConvertible, Sendable {
     var crashes: [Crash]
     /// Whether every message is encoded and decoded on its way (and garbage is sent as bytes).
     var wire: Bool
+    /// Whether commit announcements and catch-up are lost before GST, so that replicas learn
+    /// decisions only from votes (where locks matter most).
+    var commitsLostBeforeGST: Bool
     /// Heights every correct replica must add after GST.
     var growth: Int
     /// How long after GST they may take.
@@ -104,13 +112,20 @@ struct Scenario: CustomStringConvertible, Sendable {
                     node: node, at: at, downFor: UInt64.random(in: 0...(gst - at), using: &random),
                     midEffects: Bool.random(using: &random)))
         }
+        var linkDrop: [[Double]]?
+        if Bool.random(using: &random) {
+            linkDrop = (0..<nodeCount).map { _ in
+                (0..<nodeCount).map { _ in Double.random(in: 0..<1, using: &random) < 0.3 ? 0.9 : 0.05 }
+            }
+        }
         return Scenario(
             seed: seed, validators: validators, managers: managers, observers: observers,
             validatorFaults: validatorFaults, managerFaults: managerFaults, gst: gst,
-            dropRate: Double.random(in: 0...0.4, using: &random),
+            dropRate: Double.random(in: 0...0.4, using: &random), linkDrop: linkDrop,
             duplicateRate: Double.random(in: 0...0.1, using: &random),
             maxDelay: UInt64.random(in: 20...1500, using: &random), delta: 40, partitions: partitions,
-            crashes: crashes, wire: Double.random(in: 0..<1, using: &random) < 0.25, growth: 3, patience: 30_000)
+            crashes: crashes, wire: Double.random(in: 0..<1, using: &random) < 0.25,
+            commitsLostBeforeGST: Bool.random(using: &random), growth: 3, patience: 30_000)
     }
 
     var description: String {
@@ -118,8 +133,8 @@ struct Scenario: CustomStringConvertible, Sendable {
         let mf = managerFaults.sorted { $0.key < $1.key }.map { "m\($0.key):\($0.value.rawValue)" }
         return
             "seed \(seed): n=\(validators) m=\(managers) faults=[\((vf + mf).joined(separator: ", "))] gst=\(gst)ms "
-            + "drop=\(Int(dropRate * 100))% dup=\(Int(duplicateRate * 100))% delay≤\(maxDelay)ms "
-            + "partitions=\(partitions.count) crashes=\(crashes.count) wire=\(wire)"
+            + "drop=\(linkDrop == nil ? "\(Int(dropRate * 100))%" : "per-link") dup=\(Int(duplicateRate * 100))% delay≤\(maxDelay)ms "
+            + "partitions=\(partitions.count) crashes=\(crashes.count) wire=\(wire) commits-lost=\(commitsLostBeforeGST)"
     }
 }
 
@@ -162,6 +177,9 @@ final class Simulation {
     private struct Node {
         var machine: ConsensusMachine?
         var persisted: PersistedConsensusState?
+        /// Every own vote and proposal any persisted state held: what was durable before it was sent.
+        var everPersistedVotes = Set<Vote>()
+        var everPersistedProposals = Set<Proposal>()
         var chain: [ProposalValue] = []
         var up = true
         var incarnation = 0
@@ -512,10 +530,17 @@ final class Simulation {
     private func send(_ message: Message, from: Int, to: Int) {
         if now < scenario.gst {
             guard nodes[from].up else { return }
+            if scenario.commitsLostBeforeGST {
+                switch message {
+                case .commit, .syncRequest, .syncResponse: return
+                default: break
+                }
+            }
             for partition in scenario.partitions where partition.start <= now && now < partition.end {
                 if partition.side.contains(from) != partition.side.contains(to) { return }
             }
-            if Double.random(in: 0..<1, using: &random) < scenario.dropRate { return }
+            let loss = scenario.linkDrop?[from][to] ?? scenario.dropRate
+            if Double.random(in: 0..<1, using: &random) < loss { return }
             let copies = Double.random(in: 0..<1, using: &random) < scenario.duplicateRate ? 2 : 1
             for _ in 0..<copies {
                 queue.push(now + UInt64.random(in: 0...scenario.maxDelay, using: &random), .deliver(to: to, message))
@@ -554,6 +579,8 @@ final class Simulation {
         switch effect {
         case .persist(let state):
             nodes[node].persisted = state
+            nodes[node].everPersistedVotes.formUnion(state.votes)
+            nodes[node].everPersistedProposals.formUnion(state.proposals)
         case .broadcastVote(let vote):
             broadcastVote(vote, from: node)
         case .broadcastProposal(let proposal):
@@ -657,7 +684,7 @@ final class Simulation {
                     "correct validator \(vote.validator) signed two \(vote.step) votes at height \(vote.height) round \(vote.round)"
                 return
             }
-            guard nodes[node].persisted?.votes.contains(vote) == true else {
+            guard nodes[node].everPersistedVotes.contains(vote) else {
                 outcome.failure = "n\(node) sends a vote it has not persisted"
                 return
             }
@@ -723,7 +750,7 @@ final class Simulation {
                     "correct manager \(proposal.proposer) signed two proposals for h\(proposal.height) r\(proposal.round)"
                 return
             }
-            guard nodes[node].persisted?.proposals.contains(proposal) == true else {
+            guard nodes[node].everPersistedProposals.contains(proposal) else {
                 outcome.failure = "n\(node) sends a proposal it has not persisted"
                 return
             }
@@ -733,6 +760,14 @@ final class Simulation {
             return
         case .invalidBlocks:
             broadcast(.proposal(proposal), from: node)
+        case .forgetful:
+            var fresh = proposal
+            if fresh.validRound != nil {
+                fresh.validRound = nil
+                fresh.value = testValue(height: proposal.height, label: "forgot-\(random.next() % 1000)")
+                fresh.signature = try! verifier.managerSigner(proposal.proposer).sign(fresh.signingBytes)
+            }
+            broadcast(.proposal(fresh), from: node)
         case .equivocating:
             var other = proposal
             other.value = testValue(height: proposal.height, label: "fork-\(random.next() % 1000)")

@@ -40,6 +40,8 @@ struct SimulationTests {
         #expect(scenarios.contains { $0.wire })
         #expect(scenarios.contains { $0.crashes.contains(where: \.midEffects) })
         #expect(scenarios.contains { !$0.partitions.isEmpty })
+        #expect(scenarios.contains { $0.linkDrop != nil })
+        #expect(scenarios.contains { $0.commitsLostBeforeGST })
         #expect(scenarios.contains { $0.validators == 7 && $0.validatorFaults.count == 2 })
         #expect(scenarios.contains { $0.managers == 1 })
         // And the runs meet them: equivocation is caught, rounds change, heights are decided.

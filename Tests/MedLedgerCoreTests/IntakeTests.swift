@@ -122,3 +122,32 @@ extension IntakeOutcome {
         }
     }
 }
+
+@Suite("Readings verified before")
+struct KnownValidTests {
+    /// Says every reading in `known` was verified before, and counts the signatures it is asked
+    /// to skip.
+    struct Remembering: SignatureVerifier {
+        let known: Set<[UInt8]>
+        func map<T: Sendable>(count: Int, _ transform: @Sendable (Int) -> T) -> [T] { (0..<count).map(transform) }
+        func isKnownValid(_ bytes: [UInt8]) -> Bool { known.contains(bytes) }
+    }
+
+    @Test func aBlockCheckSkipsOnlyTheSignaturesItIsToldWereVerified() throws {
+        let channel = TestChannel()
+        let key = TestChannel.deviceKey(1)
+        let state = try LedgerState(genesis: channel.genesis).applying(
+            channel.block(
+                on: LedgerState(genesis: channel.genesis),
+                transactions: [
+                    channel.transaction(seq: 1, .registerDevice(device: "d", key: key.publicKey, patient: nil))
+                ]))
+        let good = channel.reading(device: "d", key: key, seq: 1)
+        let forged = channel.reading(device: "d", key: TestChannel.deviceKey(2), seq: 2)
+        let block = channel.block(on: state, readings: [good, forged])
+        #expect(throws: BlockRuleViolation.self) { try state.check(block, verifier: Remembering(known: [good.bytes])) }
+        // Told (wrongly) that the forged one was verified, the check trusts it: which is why only a
+        // node's own verified readings are ever named.
+        _ = try state.check(block, verifier: Remembering(known: [good.bytes, forged.bytes]))
+    }
+}

@@ -63,9 +63,18 @@ struct BrokerToolTests {
         let port = try MosquittoBroker.freePort()
         let running = try ToolRunner.start(
             ToolRunner.medledgerPath,
-            ["broker", "run", "--config", "broker/hospital.conf", "--port", "\(port)", "--state-dir", "state"],
+            [
+                "broker", "run", "--config", "broker/hospital.conf", "--port", "\(port)", "--state-dir", "state",
+                "--stop-with-parent",
+            ],
             in: directory.path)
-        defer { if running.isRunning { kill(running.processIdentifier, SIGKILL) } }
+        defer {
+            // On a failure: SIGTERM lets the tool stop its broker; finish() kills it if it hangs.
+            if running.isRunning {
+                kill(running.processIdentifier, SIGTERM)
+                _ = ToolRunner.finish(running, timeout: 10)
+            }
+        }
         func client(_ identity: String, password: String?) throws -> MQTTClient {
             try MQTTClient(
                 configuration: MQTTConfiguration(

@@ -55,7 +55,7 @@ struct NodeTests {
     }
 
     @Test func readingsAreCommittedOnceAndEveryReplicaAgrees() async throws {
-        let network = try await TestNetwork(block: Self.block)
+        let network = try await TestNetwork(managers: 2, block: Self.block)
         do {
             try network.startAll()
             let devices = devices(4)
@@ -63,7 +63,7 @@ struct NodeTests {
             let receipts = try await send(network, devices: devices, seqs: 1...40)
             let height = await network.node("manager-1").height
             try await network.waitForHeight(height)
-            let ids = ["manager-1", "validator-1", "validator-2", "validator-3", "validator-4"]
+            let ids = ["manager-1", "manager-2", "validator-1", "validator-2", "validator-3", "validator-4"]
             try expectIdenticalVerifiedReplicas(network, ids, height: height)
             let store = try network.store("validator-2")
             for device in devices {
