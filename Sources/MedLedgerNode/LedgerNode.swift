@@ -362,6 +362,7 @@ public actor LedgerNode: Service {
         let state = store.state
         let parameters = genesis.block
         let verifier = self.verifier
+        let contracts = store.contractRunner
         let started = ContinuousClock.now
         // Off the actor and off the cooperative pool: the check blocks a thread for as long as the
         // block's signatures take.
@@ -370,7 +371,7 @@ public actor LedgerNode: Service {
             var problem = ""
             do {
                 let block = try value.block(parameters: parameters)
-                checked = try state.check(block, verifier: verifier)
+                checked = try state.check(block, verifier: verifier, contracts: contracts)
             } catch {
                 problem = "\(error)"
             }
@@ -406,7 +407,7 @@ public actor LedgerNode: Service {
                 checked = cached
             } else {
                 let block = try decision.value.block(parameters: genesis.block)
-                checked = try store.state.check(block, verifier: knownReadingsVerifier)
+                checked = try store.state.check(block, verifier: knownReadingsVerifier, contracts: store.contractRunner)
             }
             try store.append(checked, certificate: decision.certificate)
         } catch {
