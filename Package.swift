@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "MedLedgerMQTT", targets: ["MedLedgerMQTT"]),
         .library(name: "MedLedgerBroker", targets: ["MedLedgerBroker"]),
         .library(name: "MedLedgerConsensus", targets: ["MedLedgerConsensus"]),
+        .library(name: "MedLedgerContracts", targets: ["MedLedgerContracts"]),
         .executable(name: "medledger", targets: ["medledger"]),
         .executable(name: "medledger-fleet", targets: ["medledger-fleet"]),
         .library(name: "MedLedgerFleet", targets: ["MedLedgerFleet"]),
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -42,8 +44,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "MedLedgerContracts",
+            dependencies: [
+                "MedLedgerCore",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "MedLedgerStore",
-            dependencies: ["MedLedgerCore", "CSQLite"],
+            dependencies: ["MedLedgerCore", "MedLedgerContracts", "CSQLite"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -83,6 +94,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                "MedLedgerContracts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -123,8 +135,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "MedLedgerContractsTests",
+            dependencies: ["MedLedgerCore", "MedLedgerContracts", "MedLedgerTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "MedLedgerStoreTests",
-            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "CSQLite"],
+            dependencies: ["MedLedgerCore", "MedLedgerStore", "MedLedgerContracts", "MedLedgerTestSupport", "CSQLite"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(mosquitto mosquitto-clients libmosquitto-dev libzstd-dev libsqlite3-dev sqlite3 libssl-dev openssl pkg-config
-    gcc make libc6-dev)
+    gcc make libc6-dev python3 python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -21,4 +21,7 @@ fi
 # The Debian package starts a system broker on port 1883; MedLedger starts its own brokers on free
 # loopback ports and never needs that one.
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.3 is required)" >&2; exit 1; }
+# The tests validate the FHIR export with the fhir.resources package from PyPI, in a virtual
+# environment under .build (scripts/python-tools.sh).
+"$(dirname "$0")/python-tools.sh" >/dev/null
 echo "setup: ready ($(swift --version 2>/dev/null | head -n 1))"

@@ -126,6 +126,10 @@ public struct CheckedBlock: Sendable {
     public let devices: [String: DeviceRecord]
     /// The submitters' anti-replay windows the block changes.
     public let submitters: [String: ReplayWindow]
+    /// What the block changes in the access state, with the decisions on its access requests.
+    public let access: AccessChanges
+    /// The runtime that decided them (`ContractRunner.runtime`).
+    public let contractRuntime: String
 }
 
 /// What the items of one block change, collected as they are checked in order.
@@ -134,6 +138,10 @@ struct BlockChanges {
     var devices: [String: DeviceRecord] = [:]
     /// The submitters' transaction windows changed.
     var submitters: [String: ReplayWindow] = [:]
+    /// The access state changed, and the decisions taken.
+    var access = AccessChanges()
+    /// How many transactions were admitted so far (the next one's position in the block).
+    var admittedTransactions = 0
 }
 
 /// The ledger's state after some height: the registry, anti-replay windows and patient
@@ -155,8 +163,10 @@ public struct LedgerState: Hashable, Sendable {
     public private(set) var time: UInt64
     /// Every registered device, revoked ones too.
     public private(set) var devices: [String: DeviceRecord]
-    /// Each submitter's transaction anti-replay window.
+    /// Each submitter's transaction anti-replay window (registrars, managers, professionals).
     public private(set) var submitters: [String: ReplayWindow]
+    /// Professionals, consents, treatments, contracts and grants.
+    public private(set) var access: AccessState
 
     /// The state at height 0.
     /// - Parameter genesis: the channel's genesis.
@@ -170,12 +180,13 @@ public struct LedgerState: Hashable, Sendable {
         time = genesis.createdAt
         devices = [:]
         submitters = [:]
+        access = AccessState()
     }
 
     /// A state restored from storage (the store re-checks it against its blocks in `verify`).
     public init(
         genesis: Genesis, height: UInt64, headerHash: Hash256, time: UInt64, devices: [String: DeviceRecord],
-        submitters: [String: ReplayWindow]
+        submitters: [String: ReplayWindow], access: AccessState = AccessState()
     ) {
         self.init(genesis: genesis)
         self.height = height
@@ -183,6 +194,7 @@ public struct LedgerState: Hashable, Sendable {
         self.time = time
         self.devices = devices
         self.submitters = submitters
+        self.access = access
     }
 
     /// Applies a checked block. It must have been checked against this very state.
@@ -194,18 +206,21 @@ public struct LedgerState: Hashable, Sendable {
         time = checked.block.header.time
         for (id, record) in checked.devices { devices[id] = record }
         for (id, window) in checked.submitters { submitters[id] = window }
+        access.apply(checked.access)
     }
 
     /// The state after a block, or the rule the block breaks.
     /// - Parameters:
     ///   - block: the next block.
     ///   - verifier: how signatures are checked.
+    ///   - contracts: how access contracts are run (the default denies every request).
     /// - Throws: `BlockRuleViolation`.
-    public func applying(_ block: Block, verifier: some SignatureVerifier = SequentialSignatureVerifier())
-        throws(BlockRuleViolation) -> LedgerState
-    {
+    public func applying(
+        _ block: Block, verifier: some SignatureVerifier = SequentialSignatureVerifier(),
+        contracts: any ContractRunner = DenyingContractRunner()
+    ) throws(BlockRuleViolation) -> LedgerState {
         var next = self
-        next.apply(try check(block, verifier: verifier))
+        next.apply(try check(block, verifier: verifier, contracts: contracts))
         return next
     }
 
@@ -265,13 +280,18 @@ public struct LedgerState: Hashable, Sendable {
     }
 
     /// Checks a block against every rule: header links, roots, limits, each transaction and each
-    /// reading (with every signature). Nothing is changed.
+    /// reading (with every signature), and decides its access requests by running their contracts.
+    /// Nothing is changed. Whether a block is valid never depends on a contract's decision; what the
+    /// state becomes does, so every replica must pass a runner that decides alike.
     /// - Parameters:
     ///   - block: the next block.
     ///   - verifier: how the readings' signatures are checked.
+    ///   - contracts: how access contracts are run (the default denies every request with `no-runner`).
     /// - Returns: what the block changes, for `apply`.
     /// - Throws: `BlockRuleViolation` naming the first rule it breaks.
-    public func check(_ block: Block, verifier: some SignatureVerifier) throws(BlockRuleViolation) -> CheckedBlock {
+    public func check(
+        _ block: Block, verifier: some SignatureVerifier, contracts: any ContractRunner = DenyingContractRunner()
+    ) throws(BlockRuleViolation) -> CheckedBlock {
         let header = block.header
         let body = block.body
         func violation(_ rule: String, _ index: Int? = nil, _ message: String) -> BlockRuleViolation {
@@ -321,7 +341,9 @@ public struct LedgerState: Hashable, Sendable {
             } catch {
                 throw violation("transaction.malformed", index, error.message)
             }
-            if let rejection = admit(signed, height: header.height, into: &changes) {
+            if let rejection = admit(
+                signed, height: header.height, time: header.time, contracts: contracts, into: &changes)
+            {
                 throw violation("transaction.\(rejection.reason.rawValue)", index, rejection.message)
             }
             transactions.append(signed)
@@ -369,24 +391,33 @@ public struct LedgerState: Hashable, Sendable {
         }
         return CheckedBlock(
             block: block, headerHash: header.hash, readings: readings, patients: patients,
-            transactions: transactions, devices: changes.devices, submitters: changes.submitters)
+            transactions: transactions, devices: changes.devices, submitters: changes.submitters,
+            access: changes.access, contractRuntime: contracts.runtime)
     }
 
-    /// Checks a transaction of a block against the registry rules, given the changes of the
+    /// Checks a transaction of a block against the ledger's rules, given the changes of the
     /// block's earlier items, and records what it changes.
     /// - Parameters:
     ///   - signed: the transaction.
     ///   - height: the block's height.
+    ///   - time: the block's time (the clock of contract decisions).
+    ///   - contracts: the runner that decides access requests; nil decides nothing (block assembly,
+    ///     where decisions do not change which items pass).
     ///   - changes: the block's changes so far; updated when the transaction passes.
     /// - Returns: nil when it passed, else why not (nothing is changed then).
-    func admit(_ signed: SignedTransaction, height: UInt64, into changes: inout BlockChanges) -> TransactionRejection? {
-        if let rejection = checkTransaction(signed, changed: changes.devices, windows: changes.submitters) {
+    func admit(
+        _ signed: SignedTransaction, height: UInt64, time: UInt64 = 0, contracts: (any ContractRunner)? = nil,
+        into changes: inout BlockChanges
+    ) -> TransactionRejection? {
+        if let rejection = checkTransaction(signed, changes: changes) {
             return rejection
         }
         let tx = signed.transaction
         var window = changes.submitters[tx.submitter] ?? submitters[tx.submitter] ?? ReplayWindow()
         window.insert(tx.seq)
         changes.submitters[tx.submitter] = window
+        let position = changes.admittedTransactions
+        changes.admittedTransactions += 1
         switch tx.body {
         case .registerDevice(let device, let key, let patient):
             changes.devices[device] = DeviceRecord(
@@ -403,8 +434,88 @@ public struct LedgerState: Hashable, Sendable {
                 record.revoked = true
                 changes.devices[device] = record
             }
+        case .registerProfessional(let id, let role, let key, let organisation):
+            changes.access.professionals[id] = ProfessionalRecord(
+                id: id, role: role, key: key, organisation: organisation, registeredAt: height)
+        case .consent(let patient, let study):
+            var patients = changes.access.consents[study] ?? access.consents[study] ?? []
+            patients.insert(patient)
+            changes.access.consents[study] = patients
+        case .withdrawConsent(let patient, let study):
+            var patients = changes.access.consents[study] ?? access.consents[study] ?? []
+            patients.remove(patient)
+            changes.access.consents[study] = patients
+        case .recordTreatment(let clinician, let patient):
+            changes.access.treatments[Treatment(clinician: clinician, patient: patient)] = true
+        case .endTreatment(let clinician, let patient):
+            changes.access.treatments[Treatment(clinician: clinician, patient: patient)] = false
+        case .deployContract(let deployment):
+            let id = deployment.id
+            changes.access.contracts[id] = DeployedContract(
+                id: id, name: deployment.name, module: deployment.module, parameters: deployment.parameters,
+                deployer: tx.submitter, deployedAt: height)
+        case .accessRequest(let request):
+            guard let contracts, let requester = professional(tx.submitter, changes) else { break }
+            let decision = decide(
+                request, id: signed.id, requester: requester, height: height, time: time, position: position,
+                changes: changes, contracts: contracts)
+            if case .granted(let grant) = decision.outcome { changes.access.grants[grant.id] = grant }
+            changes.access.decisions.append(decision)
+        case .revokeGrant(let id):
+            if var grant = changes.access.grants[id] ?? access.grants[id] {
+                grant.revokedAt = height
+                changes.access.grants[id] = grant
+            }
+        case .accessLog:
+            break
         }
         return nil
+    }
+
+    func professional(_ id: String, _ changes: BlockChanges) -> ProfessionalRecord? {
+        changes.access.professionals[id] ?? access.professionals[id]
+    }
+
+    /// Runs an access request's contract and turns its verdict into the recorded decision.
+    func decide(
+        _ request: AccessRequest, id: Hash256, requester: ProfessionalRecord, height: UInt64, time: UInt64,
+        position: Int, changes: BlockChanges, contracts: any ContractRunner
+    ) -> AccessDecision {
+        func decision(_ outcome: AccessOutcome) -> AccessDecision {
+            AccessDecision(
+                id: id, requester: requester.id, request: request, height: height, position: position, outcome: outcome)
+        }
+        func denied(_ code: DenialCode, _ message: String) -> AccessDecision {
+            decision(.denied(AccessDenial(code, message)))
+        }
+        guard let contract = changes.access.contracts[request.contract] ?? access.contracts[request.contract] else {
+            return denied(.unknownContract, "no contract \(request.contract.hex) is deployed")
+        }
+        let context = ContractRequestContext(id: id, requester: requester, request: request, height: height, time: time)
+        let view = AccessLedgerView(state: self, devices: changes.devices, changes: changes.access)
+        switch contracts.decide(contract: contract, context: context, ledger: view) {
+        case .deny(let denial):
+            return decision(.denied(denial))
+        case .grant(let mode, let expiresAt):
+            guard expiresAt > time else {
+                return denied(
+                    .invalidDecision, "the grant would expire at \(expiresAt), not after the decision at \(time)")
+            }
+            if case .aggregates(let k) = mode, k < 1 {
+                return denied(.invalidDecision, "an aggregates-only grant needs k of at least 1, not \(k)")
+            }
+            guard request.patient != nil || request.study != nil else {
+                return denied(.invalidDecision, "a grant must cover a patient or a study; the request names neither")
+            }
+            return decision(
+                .granted(
+                    AccessGrant(
+                        id: id, requester: requester.id, role: requester.role, contract: contract.id,
+                        scope: AccessScope(
+                            mode: mode, kinds: request.kinds, from: request.from, to: request.to,
+                            patient: request.patient, study: request.study),
+                        expiresAt: expiresAt, grantedAt: height, grantedTime: time)))
+        }
     }
 
     /// Checks a reading of a block against rules 2 to 7, given the changes of the block's earlier
@@ -432,40 +543,130 @@ public struct LedgerState: Hashable, Sendable {
         return .success(updated.patient)
     }
 
-    /// Checks a transaction against the registry rules, given the changes of earlier transactions
+    /// Checks a transaction against the ledger's rules, given the changes of earlier transactions
     /// of the same block.
     /// - Returns: nil when it may be committed, else why not.
     func checkTransaction(
         _ signed: SignedTransaction, changed: [String: DeviceRecord], windows: [String: ReplayWindow]
     ) -> TransactionRejection? {
+        var changes = BlockChanges()
+        changes.devices = changed
+        changes.submitters = windows
+        return checkTransaction(signed, changes: changes)
+    }
+
+    /// Checks a transaction against the ledger's rules, given the changes of earlier items of the
+    /// same block. Grants are looked up in the state before the block only, so that whether a
+    /// block is valid never depends on a contract's decision.
+    /// - Returns: nil when it may be committed, else why not.
+    func checkTransaction(_ signed: SignedTransaction, changes: BlockChanges) -> TransactionRejection? {
         let tx = signed.transaction
         guard tx.channel == genesis.channel else {
             return TransactionRejection(.wrongChannel, "the transaction is for channel '\(tx.channel)'")
         }
-        guard let registrar = genesis.registrar(tx.submitter) else {
-            return TransactionRejection(.unknownSubmitter, "'\(tx.submitter)' is not a registrar of the channel")
+        guard signed.bytes.count <= genesis.block.maxBytes else {
+            return TransactionRejection(
+                .tooLarge, "\(signed.bytes.count) bytes do not fit in a block of \(genesis.block.maxBytes)")
+        }
+        let key: PublicKey
+        switch tx.body.signer {
+        case .registrar:
+            guard let registrar = genesis.registrar(tx.submitter) else {
+                return TransactionRejection(.unknownSubmitter, "'\(tx.submitter)' is not a registrar of the channel")
+            }
+            key = registrar.publicKey
+        case .manager:
+            guard let manager = genesis.managers.first(where: { $0.id == tx.submitter }) else {
+                return TransactionRejection(.unknownSubmitter, "'\(tx.submitter)' is not a manager of the channel")
+            }
+            key = manager.publicKey
+        case .professional:
+            guard let professional = professional(tx.submitter, changes) else {
+                return TransactionRejection(
+                    .unknownSubmitter, "'\(tx.submitter)' is not a registered researcher or clinician")
+            }
+            key = professional.key
         }
         do {
-            try signed.message.verify(with: registrar.publicKey)
+            try signed.message.verify(with: key)
         } catch {
             return TransactionRejection(.badSignature, "\(error)")
         }
-        let window = windows[tx.submitter] ?? submitters[tx.submitter] ?? ReplayWindow()
+        let window = changes.submitters[tx.submitter] ?? submitters[tx.submitter] ?? ReplayWindow()
         guard window.isFresh(tx.seq) else {
             return TransactionRejection(.replayed, "seq \(tx.seq) of '\(tx.submitter)' was committed or is too old")
         }
-        let existing = changed[tx.body.device] ?? devices[tx.body.device]
         switch tx.body {
         case .registerDevice(let device, _, _):
-            guard existing == nil else {
+            guard changes.devices[device] ?? devices[device] == nil else {
                 return TransactionRejection(.deviceExists, "device '\(device)' is registered already")
             }
         case .assignDevice(let device, _), .revokeDevice(let device):
-            guard let existing else {
+            guard let existing = changes.devices[device] ?? devices[device] else {
                 return TransactionRejection(.unknownDevice, "device '\(device)' is not registered")
             }
             guard !existing.revoked else {
                 return TransactionRejection(.revokedDevice, "device '\(device)' was revoked")
+            }
+        case .registerProfessional(let id, _, _, _):
+            let members = genesis.council + genesis.managers + genesis.registrars
+            guard professional(id, changes) == nil, !members.contains(where: { $0.id == id }) else {
+                return TransactionRejection(
+                    .professionalExists, "'\(id)' is registered already or a member of the channel")
+            }
+        case .consent(let patient, let study):
+            guard
+                !AccessLedgerView(state: self, devices: [:], changes: changes.access)
+                    .hasConsented(patient: patient, study: study)
+            else {
+                return TransactionRejection(.consentExists, "'\(patient)' consents to '\(study)' already")
+            }
+        case .withdrawConsent(let patient, let study):
+            guard
+                AccessLedgerView(state: self, devices: [:], changes: changes.access)
+                    .hasConsented(patient: patient, study: study)
+            else {
+                return TransactionRejection(.noConsent, "'\(patient)' does not consent to '\(study)'")
+            }
+        case .recordTreatment(let clinician, let patient), .endTreatment(let clinician, let patient):
+            guard let record = professional(clinician, changes) else {
+                return TransactionRejection(.unknownProfessional, "'\(clinician)' is not registered")
+            }
+            guard record.role == .clinician else {
+                return TransactionRejection(.notAClinician, "'\(clinician)' is registered as a \(record.role.rawValue)")
+            }
+            let treating = AccessLedgerView(state: self, devices: [:], changes: changes.access)
+                .isTreating(clinician: clinician, patient: patient)
+            if case .recordTreatment = tx.body, treating {
+                return TransactionRejection(.treatmentExists, "'\(clinician)' treats '\(patient)' already")
+            }
+            if case .endTreatment = tx.body, !treating {
+                return TransactionRejection(.noTreatment, "'\(clinician)' does not treat '\(patient)'")
+            }
+        case .deployContract(let deployment):
+            let id = deployment.id
+            guard changes.access.contracts[id] ?? access.contracts[id] == nil else {
+                return TransactionRejection(.contractExists, "contract \(id.hex) is deployed already")
+            }
+        case .accessRequest(let request):
+            for code in request.kinds where kinds[code] == nil {
+                return TransactionRejection(.unknownCode, "code '\(code)' is not known on the channel")
+            }
+        case .revokeGrant(let id):
+            guard let grant = access.grants[id] else {
+                return TransactionRejection(.unknownGrant, "no grant \(id.hex) was committed before this block")
+            }
+            guard (changes.access.grants[id] ?? grant).revokedAt == nil else {
+                return TransactionRejection(.grantRevoked, "grant \(id.hex) was revoked already")
+            }
+        case .accessLog(let entry):
+            guard let grant = access.grants[entry.grant] else {
+                return TransactionRejection(
+                    .unknownGrant, "no grant \(entry.grant.hex) was committed before this block")
+            }
+            guard grant.requester == entry.requester else {
+                return TransactionRejection(
+                    .wrongRequester, "grant \(entry.grant.hex) is \(grant.requester)'s, not \(entry.requester)'s")
             }
         }
         return nil
@@ -475,7 +676,7 @@ public struct LedgerState: Hashable, Sendable {
     /// - Parameter signed: the decoded transaction.
     /// - Returns: nil when it may be committed, else why not.
     public func check(_ signed: SignedTransaction) -> TransactionRejection? {
-        checkTransaction(signed, changed: [:], windows: [:])
+        checkTransaction(signed, changes: BlockChanges())
     }
 }
 
@@ -499,6 +700,32 @@ public struct TransactionRejection: Error, Hashable, Sendable, CustomStringConve
         case unknownDevice = "unknown-device"
         /// The device was revoked.
         case revokedDevice = "revoked-device"
+        /// The transaction does not fit in a block of the channel.
+        case tooLarge = "too-large"
+        /// The professional's id is registered already, or is a member of the channel.
+        case professionalExists = "professional-exists"
+        /// The professional is not registered.
+        case unknownProfessional = "unknown-professional"
+        /// The professional is not a clinician.
+        case notAClinician = "not-a-clinician"
+        /// The patient consents to the study already.
+        case consentExists = "consent-exists"
+        /// The patient does not consent to the study.
+        case noConsent = "no-consent"
+        /// The clinician treats the patient already.
+        case treatmentExists = "treatment-exists"
+        /// The clinician does not treat the patient.
+        case noTreatment = "no-treatment"
+        /// A contract with the same module is deployed already.
+        case contractExists = "contract-exists"
+        /// A requested kind is not known on the channel.
+        case unknownCode = "unknown-code"
+        /// The grant is not committed (in an earlier block).
+        case unknownGrant = "unknown-grant"
+        /// The grant was revoked already.
+        case grantRevoked = "grant-revoked"
+        /// The access log names another requester than the grant's.
+        case wrongRequester = "wrong-requester"
     }
     /// The reason.
     public var reason: Reason

@@ -112,6 +112,40 @@ public enum MerkleTree {
         }
     }
 
+    /// The inclusion proofs of several leaves of one tree, building the tree once: each proof costs
+    /// its path's length on top of the `n - 1` node hashes, where `inclusionProof` rebuilds for each.
+    /// The tree is built level by level, pairing neighbours and carrying a level's last node up
+    /// alone when it has no partner, which is RFC 9162's tree.
+    ///
+    /// - Throws: ``MerkleError/Code/indexOutOfRange`` when an index is outside the tree.
+    public static func inclusionProofs(leafIndices: [Int], leafHashes: [Hash256]) throws(MerkleError) -> [[Hash256]] {
+        for index in leafIndices where index < 0 || index >= leafHashes.count {
+            throw MerkleError(.indexOutOfRange, "leaf index \(index) is outside a tree of \(leafHashes.count) leaves")
+        }
+        var levels = [leafHashes]
+        while let last = levels.last, last.count > 1 {
+            var next: [Hash256] = []
+            next.reserveCapacity((last.count + 1) / 2)
+            var index = 0
+            while index + 1 < last.count {
+                next.append(nodeHash(last[index], last[index + 1]))
+                index += 2
+            }
+            if index < last.count { next.append(last[index]) }
+            levels.append(next)
+        }
+        return leafIndices.map { leaf in
+            var path: [Hash256] = []
+            var index = leaf
+            for level in levels.dropLast() {
+                let sibling = index ^ 1
+                if sibling < level.count { path.append(level[sibling]) }
+                index /= 2
+            }
+            return path
+        }
+    }
+
     /// The root that an inclusion proof leads to for a leaf hash at `leafIndex` in a tree of `treeSize` leaves
     /// (RFC 9162 section 2.1.3.2, without the final comparison).
     ///

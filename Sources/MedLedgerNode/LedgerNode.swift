@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 public import Logging
 internal import MedLedgerConsensus
@@ -45,9 +46,15 @@ public actor LedgerNode: Service {
     /// Counters an operator (and the tests) can read.
     public internal(set) var counters = NodeCounters()
 
+    /// Whether the node is connected and subscribed (its consensus has started).
+    public private(set) var isReady = false
     var syncing = false
     var syncTarget: UInt64 = 0
     var stopped = false
+
+    private let executor: QueueExecutor
+    /// The node runs on its own queue (see `QueueExecutor`).
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     /// Opens the node's store and journal and makes its client; nothing is sent yet.
     /// - Parameters:
@@ -56,6 +63,7 @@ public actor LedgerNode: Service {
     /// - Throws: `NodeError` naming the file or setting that is wrong.
     public init(configuration: NodeConfiguration, logger: Logger) throws(NodeError) {
         self.configuration = configuration
+        executor = QueueExecutor(label: "medledger.node.\(configuration.id)")
         let genesis = try Self.readGenesis(configuration.genesis)
         self.genesis = genesis
         topics = ChannelTopics(channel: genesis.channel)
@@ -164,6 +172,7 @@ public actor LedgerNode: Service {
         }
         logger.info(
             "node started", metadata: ["role": "\(configuration.role.rawValue)", "height": "\(store.height)"])
+        isReady = true
         startHeight(store.height + 1)
         writeStatus()
         let ticker = Task { [weak self] in
@@ -353,17 +362,23 @@ public actor LedgerNode: Service {
         let state = store.state
         let parameters = genesis.block
         let verifier = self.verifier
+        let contracts = store.contractRunner
         let started = ContinuousClock.now
-        Task.detached { [weak self] in
+        // Off the actor and off the cooperative pool: the check blocks a thread for as long as the
+        // block's signatures take.
+        DispatchQueue.global().async { [weak self] in
             var checked: CheckedBlock?
             var problem = ""
             do {
                 let block = try value.block(parameters: parameters)
-                checked = try state.check(block, verifier: verifier)
+                checked = try state.check(block, verifier: verifier, contracts: contracts)
             } catch {
                 problem = "\(error)"
             }
-            await self?.validated(value, height: height, checked: checked, problem: problem, started: started)
+            let result = checked
+            Task { [weak self, problem] in
+                await self?.validated(value, height: height, checked: result, problem: problem, started: started)
+            }
         }
     }
 
@@ -392,7 +407,7 @@ public actor LedgerNode: Service {
                 checked = cached
             } else {
                 let block = try decision.value.block(parameters: genesis.block)
-                checked = try store.state.check(block, verifier: knownReadingsVerifier)
+                checked = try store.state.check(block, verifier: knownReadingsVerifier, contracts: store.contractRunner)
             }
             try store.append(checked, certificate: decision.certificate)
         } catch {

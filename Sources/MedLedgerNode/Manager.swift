@@ -63,6 +63,17 @@ extension LedgerNode {
             return
         }
         if let rejection = store.state.check(signed) {
+            if rejection.reason == .replayed,
+                let found = try? store.committedTransaction(submitter: signed.transaction.submitter, seq: seq),
+                found.bytes == signed.bytes
+            {
+                // Sent again after it was committed (its receipt was lost): committed, once.
+                publish(
+                    answer,
+                    TransactionReceipt(seq: seq, status: .committed(height: found.height, blockHash: found.blockHash))
+                        .encoded())
+                return
+            }
             counters.transactionsRejected += 1
             publish(answer, TransactionReceipt(seq: seq, status: .rejected(rejection.reason)).encoded())
             return

@@ -85,17 +85,20 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
         public var precommitMs: UInt64?
         /// How often own votes and proposals are sent again.
         public var retransmitMs: UInt64?
+        /// The longest any step's timeout grows to (an idle channel's rounds reach it).
+        public var maxMs: UInt64?
 
         /// Makes one.
         public init(
             proposeMs: UInt64? = nil, proposeDeltaMs: UInt64? = nil, prevoteMs: UInt64? = nil,
-            precommitMs: UInt64? = nil, retransmitMs: UInt64? = nil
+            precommitMs: UInt64? = nil, retransmitMs: UInt64? = nil, maxMs: UInt64? = nil
         ) {
             self.proposeMs = proposeMs
             self.proposeDeltaMs = proposeDeltaMs
             self.prevoteMs = prevoteMs
             self.precommitMs = precommitMs
             self.retransmitMs = retransmitMs
+            self.maxMs = maxMs
         }
 
         /// The consensus policy these give.
@@ -106,6 +109,7 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
             if let prevoteMs { policy.prevoteMs = prevoteMs }
             if let precommitMs { policy.precommitMs = precommitMs }
             if let retransmitMs { policy.retransmitMs = retransmitMs }
+            if let maxMs { policy.maxMs = maxMs }
             return policy
         }
     }

@@ -1,5 +1,6 @@
 public import MedLedgerCore
 public import MedLedgerMQTT
+internal import Synchronization
 
 #if canImport(Glibc)
     internal import Glibc
@@ -69,24 +70,38 @@ public struct TransactionSubmitter: Sendable {
         }
     }
 
-    /// Sends the transactions and reads receipts until each has a final one (or the task is cancelled).
+    /// Sends the transactions and reads receipts until each has a final one (or the task is
+    /// cancelled). What gets no final receipt within a while (no manager was subscribed yet, a
+    /// receipt was lost) is sent again, the same bytes: a manager answers a committed one
+    /// `committed`, and the ledger never holds it twice.
     private func exchange(_ bodies: [TransactionBody]) async throws(NodeError) -> [Outcome] {
         var outcomes: [Outcome?] = Array(repeating: nil, count: bodies.count)
-        var pending: [UInt64: Int] = [:]
+        let pending = PendingTransactions()
         var lastSeq: UInt64 = 0
+        let client = self.client
+        let topic = topics.transactions(submitter)
         func send(_ index: Int) throws(NodeError) {
             lastSeq = max(Self.now(), lastSeq + 1)
-            pending[lastSeq] = index
             let transaction = Transaction(
                 channel: channel, submitter: submitter, seq: lastSeq, time: Self.now(), body: bodies[index])
             do {
                 let signed = try SignedTransaction(signing: transaction, with: key)
-                try client.enqueue(topic: topics.transactions(submitter), payload: signed.bytes)
+                pending.entries.withLock { $0[transaction.seq] = (index, signed.bytes) }
+                try client.enqueue(topic: topic, payload: signed.bytes)
             } catch {
                 throw NodeError(.network, "cannot send a transaction: \(error)")
             }
         }
         for index in bodies.indices { try send(index) }
+        let resender = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: Self.resendInterval)
+                for entry in pending.entries.withLock({ Array($0.values) }) {
+                    try? client.enqueue(topic: topic, payload: entry.bytes)
+                }
+            }
+        }
+        defer { resender.cancel() }
         var iterator = client.messages.makeAsyncIterator()
         while outcomes.contains(where: { $0 == nil }) {
             guard let message = await iterator.next() else {
@@ -94,30 +109,37 @@ public struct TransactionSubmitter: Sendable {
             }
             guard message.topic == topics.transactionReceipts(submitter),
                 let receipt = try? TransactionReceipt(decoding: message.payload),
-                let index = pending[receipt.seq]
+                let index = pending.entries.withLock({ $0[receipt.seq]?.index })
             else { continue }
             switch receipt.status {
-            case .accepted:
+            case .accepted, .busy:
                 continue
             case .committed(let height, let blockHash):
                 outcomes[index] = .committed(height: height, blockHash: blockHash)
             case .rejected(.replayed):
-                pending[receipt.seq] = nil
+                // Another tool used this seq in the same millisecond: a new one.
+                pending.entries.withLock { _ = $0.removeValue(forKey: receipt.seq) }
                 try send(index)
                 continue
             case .rejected(let reason):
                 outcomes[index] = .rejected(reason)
-            case .busy:
-                continue
             }
-            pending[receipt.seq] = nil
+            pending.entries.withLock { _ = $0.removeValue(forKey: receipt.seq) }
         }
         return outcomes.map { $0! }
     }
+
+    /// How long a transaction waits for its final receipt before it is sent again.
+    static let resendInterval: Duration = .seconds(2)
 
     static func now() -> UInt64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec / 1_000_000)
     }
+}
+
+/// The transactions a submitter waits for, by seq: the index of each and its bytes.
+private final class PendingTransactions: Sendable {
+    let entries = Mutex<[UInt64: (index: Int, bytes: [UInt8])]>([:])
 }

@@ -1,3 +1,4 @@
+public import MedLedgerContracts
 public import MedLedgerCore
 
 /// A committed reading as the store holds it.
@@ -63,7 +64,7 @@ public struct ReadingProof: Hashable, Sendable {
 /// previous height or the new one. Not thread-safe: its owner serializes calls.
 public final class LedgerStore {
     /// The schema version this code writes.
-    public static let schemaVersion: Int64 = 1
+    public static let schemaVersion: Int64 = 2
 
     let db: SQLiteConnection
     /// The channel's genesis.
@@ -72,14 +73,21 @@ public final class LedgerStore {
     public private(set) var state: LedgerState
     /// How block bodies are compressed.
     public var compressionLevel: Int32 = 6
+    /// How the access contracts of appended blocks are run.
+    public let contractRunner: any ContractRunner
     private var bodyCache: (height: UInt64, body: BlockBody)?
 
     /// Opens a store, creating it with a genesis if the file is new.
     /// - Parameters:
     ///   - path: the SQLite file.
     ///   - genesis: the genesis to create the store with; when the store exists it must match.
+    ///   - contracts: how the access contracts of appended blocks are run (every replica must decide
+    ///     alike: the default is the ledger's WebAssembly runner with the standard limits).
     /// - Throws: `StoreError` when the file cannot be opened, is not a store, or has another genesis.
-    public init(path: String, genesis: Genesis? = nil) throws(StoreError) {
+    public init(path: String, genesis: Genesis? = nil, contracts: any ContractRunner = WasmContractRunner())
+        throws(StoreError)
+    {
+        contractRunner = contracts
         db = try SQLiteConnection(path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
         try Self.migrate(db)
@@ -139,7 +147,8 @@ public final class LedgerStore {
             CREATE TABLE transactions (
                 height INTEGER NOT NULL, pos INTEGER NOT NULL, submitter TEXT NOT NULL, seq INTEGER NOT NULL,
                 type TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (height, pos)) WITHOUT ROWID;
-            """
+            """,
+            accessSchema,
         ]
         for (index, sql) in migrations.enumerated() where Int64(index) >= version {
             try db.transaction { () throws(StoreError) in
@@ -166,7 +175,8 @@ public final class LedgerStore {
         }
         return LedgerState(
             genesis: genesis, height: UInt64(height), headerHash: hash, time: header.time,
-            devices: try loadDevices().mapValues(\.record), submitters: try loadSubmitters())
+            devices: try loadDevices().mapValues(\.record), submitters: try loadSubmitters(),
+            access: try loadAccessState())
     }
 
     struct StoredDevice {
@@ -234,7 +244,7 @@ public final class LedgerStore {
     ) throws(StoreError) -> CheckedBlock {
         let checked: CheckedBlock
         do {
-            checked = try state.check(block, verifier: verifier)
+            checked = try state.check(block, verifier: verifier, contracts: contractRunner)
         } catch {
             throw StoreError(.rejected, "\(error)")
         }
@@ -242,10 +252,19 @@ public final class LedgerStore {
         return checked
     }
 
-    /// Appends a block already checked against the store's state, with its certificate.
-    /// - Throws: `StoreError` when the certificate is invalid or SQLite fails.
+    /// Appends a block already checked against the store's state, with its certificate. When the
+    /// block decided access requests, they must have been decided by a runner of the same runtime as
+    /// the store's (`contractRunner`): pass it to `LedgerState.check`.
+    /// - Throws: `StoreError` when the certificate is invalid, the decisions came from another
+    ///   contract runtime, or SQLite fails.
     public func append(_ checked: CheckedBlock, certificate: CommitCertificate) throws(StoreError) {
         let header = checked.block.header
+        guard checked.access.decisions.isEmpty || checked.contractRuntime == contractRunner.runtime else {
+            throw StoreError(
+                .rejected,
+                "block \(header.height) was checked with contract runtime '\(checked.contractRuntime)'; this store "
+                    + "decides with '\(contractRunner.runtime)'")
+        }
         guard header.height == state.height + 1, header.previousHash == state.headerHash else {
             throw StoreError(.rejected, "block \(header.height) does not extend height \(state.height)")
         }
@@ -284,6 +303,7 @@ public final class LedgerStore {
                     .text(tx.body.typeName), .text(tx.body.device),
                 ])
         }
+        try writeAccess(checked)
         for (id, window) in checked.submitters {
             try db.run(
                 "INSERT OR REPLACE INTO submitters(id, replay_highest, replay_bits) VALUES (?, ?, ?)",
@@ -383,7 +403,7 @@ public final class LedgerStore {
         return Block(header: stored.header, body: try body(at: height, compressed: stored.compressedBody))
     }
 
-    private func body(at height: UInt64, compressed: [UInt8]? = nil) throws(StoreError) -> BlockBody {
+    func body(at height: UInt64, compressed: [UInt8]? = nil) throws(StoreError) -> BlockBody {
         if let cache = bodyCache, cache.height == height { return cache.body }
         let bytes: [UInt8]
         if let compressed {
@@ -494,6 +514,28 @@ public final class LedgerStore {
             throw StoreError(.corrupt, "block \(height) has no reading \(pos), but the index names it")
         }
         return (height, blockHash, body.readings[pos])
+    }
+
+    /// Where a submitter's transaction with a seq was committed, and its exact bytes (how a
+    /// manager tells a transaction sent again from a replay).
+    /// - Returns: nil when no such transaction is committed.
+    /// - Throws: `StoreError` when the store cannot be read.
+    public func committedTransaction(submitter: String, seq: UInt64) throws(StoreError) -> (
+        height: UInt64, blockHash: Hash256, bytes: [UInt8]
+    )? {
+        guard
+            let (height, pos, hash) = try db.first(
+                """
+                SELECT t.height, t.pos, b.hash FROM transactions t JOIN blocks b ON b.height = t.height
+                WHERE t.submitter = ? AND t.seq = ?
+                """, [.text(submitter), .integer(Int64(clamping: seq))],
+                { (UInt64($0.int(0)), Int($0.int(1)), $0.blob(2)) })
+        else { return nil }
+        let body = try body(at: height)
+        guard pos < body.transactions.count, let blockHash = Hash256(bytes: hash) else {
+            throw StoreError(.corrupt, "block \(height) has no transaction \(pos), but the index names it")
+        }
+        return (height, blockHash, body.transactions[pos])
     }
 
     /// The proof that the council committed a stored reading.

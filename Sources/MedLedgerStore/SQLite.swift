@@ -36,7 +36,7 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A value bound to or read from a statement.
-enum SQLiteValue: Sendable, Equatable {
+enum SQLiteValue: Sendable, Hashable {
     case integer(Int64)
     case real(Double)
     case text(String)
@@ -197,6 +197,15 @@ final class SQLiteConnection {
         func text(_ column: Int32) -> String? {
             guard let pointer = sqlite3_column_text(statement, column) else { return nil }
             return String(cString: pointer)
+        }
+        func value(_ column: Int32) -> SQLiteValue {
+            switch sqlite3_column_type(statement, column) {
+            case SQLITE_INTEGER: .integer(int(column))
+            case SQLITE_FLOAT: .real(double(column))
+            case SQLITE_TEXT: text(column).map { .text($0) } ?? .null
+            case SQLITE_BLOB: .blob(blob(column))
+            default: .null
+            }
         }
         func blob(_ column: Int32) -> [UInt8] {
             let count = Int(sqlite3_column_bytes(statement, column))

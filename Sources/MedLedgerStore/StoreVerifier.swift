@@ -1,3 +1,4 @@
+public import MedLedgerContracts
 public import MedLedgerCore
 
 /// One thing `verify` found wrong in a store.
@@ -37,11 +38,14 @@ public enum StoreVerifier {
     /// - Parameters:
     ///   - path: the SQLite file.
     ///   - verifier: how signatures are checked.
+    ///   - contracts: how access contracts are run to re-decide every access request (the ledger's
+    ///     WebAssembly runner by default).
     /// - Returns: the report (problems are in it; nothing is thrown for them).
     /// - Throws: `StoreError` only when the file cannot be read as a store at all.
-    public static func verify(path: String, verifier: some SignatureVerifier = ParallelSignatureVerifier())
-        throws(StoreError) -> VerifyReport
-    {
+    public static func verify(
+        path: String, verifier: some SignatureVerifier = ParallelSignatureVerifier(),
+        contracts: any ContractRunner = WasmContractRunner()
+    ) throws(StoreError) -> VerifyReport {
         let db = try SQLiteConnection(path: path)
         guard try db.userVersion >= 1 else { throw StoreError(.notAStore, "\(path) is not a MedLedger store") }
         guard let genesisBytes = try db.first("SELECT value FROM meta WHERE key = 'genesis'", [], { $0.blob(0) }) else {
@@ -63,6 +67,7 @@ public enum StoreVerifier {
         var expectedTransactions: [String] = []
         var expectedHeight: UInt64 = 1
         var chainBroken = false
+        var expectedAccess = AccessExpectation()
 
         try db.query("SELECT height, hash, header, body, certificate FROM blocks ORDER BY height") {
             row throws(StoreError) in
@@ -89,7 +94,7 @@ public enum StoreVerifier {
             guard header.hash.bytes == row.blob(1) else { return fail("the stored hash is not the header's hash") }
             let checked: CheckedBlock
             do {
-                checked = try state.check(Block(header: header, body: body), verifier: verifier)
+                checked = try state.check(Block(header: header, body: body), verifier: verifier, contracts: contracts)
                 try certificate.verify(genesis: genesis, header: header)
             } catch let violation as BlockRuleViolation {
                 return fail("\(violation.rule)\(violation.index.map { " (item \($0))" } ?? ""): \(violation.message)")
@@ -108,6 +113,7 @@ public enum StoreVerifier {
                     expectedAssignments.insert(assignment)
                 }
             }
+            expectedAccess.record(checked, before: state.access)
             state.apply(checked)
             for (pos, signed) in checked.readings.enumerated() {
                 let reading = signed.reading
@@ -160,6 +166,7 @@ public enum StoreVerifier {
         }
 
         try compareState(db, state, &report)
+        if try db.userVersion >= 2 { try expectedAccess.compare(db, state, &report) }
         var storedAssignments: Set<Assignment> = []
         try db.query(
             "SELECT a.patient, d.id, a.from_height, a.to_height FROM assignments a LEFT JOIN devices d ON d.num = a.device"

@@ -67,19 +67,21 @@ public final class TestNetwork: @unchecked Sendable {
             database: databasePath(id), broker: .init(host: broker.host, port: broker.port), timeouts: Self.timeouts)
     }
 
-    /// Starts a node (again, after `stop`, from its store and journal).
+    /// Starts a node (again, after `stop`, from its store and journal) and waits until it is
+    /// connected and subscribed.
     @discardableResult
-    public func start(_ id: String) throws -> LedgerNode {
+    public func start(_ id: String) async throws -> LedgerNode {
         let node = try LedgerNode(configuration: configuration(id), logger: logger)
         let task = Task { try await node.run() }
         nodes[id] = (node, task)
+        try await eventually(.seconds(20), "\(id) subscribed") { await node.isReady }
         return node
     }
 
     /// Starts the whole council and the managers.
-    public func startAll() throws {
-        for index in 1...channel.validatorKeys.count { try start("validator-\(index)") }
-        for index in 1...channel.managerKeys.count { try start("manager-\(index)") }
+    public func startAll() async throws {
+        for index in 1...channel.validatorKeys.count { try await start("validator-\(index)") }
+        for index in 1...channel.managerKeys.count { try await start("manager-\(index)") }
     }
 
     /// Stops a node as a crash would leave it: at once, whatever it was doing.
@@ -124,32 +126,16 @@ public final class TestNetwork: @unchecked Sendable {
     }
 
     /// Registers devices through the registrar and waits until the registrations are committed.
-    public func register(_ devices: [(id: String, key: PrivateKey, patient: String?)], firstSeq: UInt64 = 1)
-        async throws
-    {
+    public func register(_ devices: [(id: String, key: PrivateKey, patient: String?)]) async throws {
         let registrar = try await client("registrar-1")
         defer { registrar.shutdown() }
-        let topics = ChannelTopics(channel: channel.genesis.channel)
-        try await registrar.subscribe(topics.transactionReceipts("registrar-1"))
-        let count = devices.count
-        let waiting = Task {
-            var committed = Set<UInt64>()
-            for await message in registrar.messages {
-                if let receipt = try? TransactionReceipt(decoding: message.payload),
-                    case .committed = receipt.status
-                {
-                    committed.insert(receipt.seq)
-                    if committed.count == count { return }
-                }
-            }
+        let submitter = TransactionSubmitter(
+            client: registrar, channel: channel.genesis.channel, submitter: "registrar-1", key: channel.registrarKey)
+        let outcomes = try await submitter.submit(
+            devices.map { .registerDevice(device: $0.id, key: $0.key.publicKey, patient: $0.patient) })
+        for (device, outcome) in zip(devices, outcomes) {
+            guard case .committed = outcome else { throw TimedOut(what: "registration of \(device.id): \(outcome)") }
         }
-        for (offset, device) in devices.enumerated() {
-            let tx = channel.transaction(
-                seq: firstSeq + UInt64(offset),
-                .registerDevice(device: device.id, key: device.key.publicKey, patient: device.patient))
-            try await registrar.publish(topic: topics.transactions("registrar-1"), payload: tx.bytes)
-        }
-        try await within(.seconds(60), "registrations committed") { await waiting.value }
     }
 
     /// The store of a node, opened read-only for the test's checks.

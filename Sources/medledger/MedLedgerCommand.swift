@@ -10,6 +10,9 @@ struct MedLedgerCommand: AsyncParsableCommand {
             KeygenCommand.self, ChannelCommand.self, ReadingCommand.self, VerifyCommand.self, SampleChainCommand.self,
             QueryCommand.self, VerifyProofCommand.self, NodeCommand.self, DevnetCommand.self, DeviceCommand.self,
             BrokerCommand.self,
+            // Access contracts (docs/CONTRACTS.md).
+            ContractCommand.self, ConsentCommand.self, ProfessionalCommand.self, TreatmentCommand.self,
+            AccessCommand.self,
         ]
     )
 }

@@ -8,7 +8,7 @@ struct QueryCommand: ParsableCommand {
         commandName: "query", abstract: "Read committed data from a store.", subcommands: [Readings.self])
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case json, csv
+        case json, csv, fhir
     }
 
     struct Readings: ParsableCommand {
@@ -17,7 +17,8 @@ struct QueryCommand: ParsableCommand {
             discussion: """
                 Times are ms since the Unix epoch or ISO 8601 (2026-11-25T10:00:00Z). With --proof, each reading
                 carries its block's header, commit certificate and Merkle inclusion path: 'medledger verify-proof'
-                checks such output against the channel's genesis alone.
+                checks such output against the channel's genesis alone. --format fhir writes a FHIR R4 Bundle of
+                Observation resources (LOINC codes, UCUM units, the pseudonymous patient as subject).
                 """)
 
         @Option(help: "The SQLite store.")
@@ -32,7 +33,7 @@ struct QueryCommand: ParsableCommand {
         var from: String?
         @Option(help: "Only readings at or before this device time.")
         var to: String?
-        @Option(help: "json or csv.")
+        @Option(help: "json, csv or fhir.")
         var format: Format = .json
         @Flag(help: "Add each reading's inclusion proof (json only).")
         var proof = false
@@ -62,18 +63,18 @@ struct QueryCommand: ParsableCommand {
             let query = ReadingQuery(
                 device: device, patient: patient, code: code, from: try from.map(Self.time), to: try to.map(Self.time))
             let readings = try store.readings(matching: query)
+            let exported = readings.map {
+                ExportedReading(
+                    height: $0.height, position: $0.position, device: $0.device, seq: $0.seq, time: $0.time,
+                    patient: $0.patient, bytes: $0.bytes, reading: $0.reading)
+            }
             switch format {
             case .csv:
-                print("height,position,device,seq,time,patient,code,unit,value")
-                for stored in readings {
-                    for record in stored.reading.records {
-                        let fields = [
-                            "\(stored.height)", "\(stored.position)", stored.device, "\(stored.seq)", "\(stored.time)",
-                            stored.patient ?? "", record.code, record.unit, ReadingJSON.text(record.value),
-                        ]
-                        print(fields.map(Self.csvField).joined(separator: ","))
-                    }
-                }
+                print(ReadingOutput.csv(exported))
+            case .fhir:
+                print(
+                    try JSONOutput.string(
+                        FHIRExport.bundle(exported, channel: store.genesis.channel, kinds: store.state.kinds)))
             case .json:
                 var items: [[String: Any]] = []
                 for stored in readings {
@@ -90,11 +91,6 @@ struct QueryCommand: ParsableCommand {
                 }
                 print(try JSONOutput.string(["channel": store.genesis.channel, "readings": items]))
             }
-        }
-
-        static func csvField(_ text: String) -> String {
-            guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
-            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
     }
 }

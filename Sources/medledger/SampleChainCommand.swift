@@ -26,6 +26,10 @@ struct SampleChainCommand: ParsableCommand {
     var devices: Int = 20
     @Option(help: "The seed of the device keys and values.")
     var seed: UInt64 = 1
+    @Option(
+        name: .customLong("transaction"),
+        help: "A signed transaction file (binary or hex) to commit in one block before the readings (repeatable).")
+    var transactions: [String] = []
 
     func validate() throws {
         guard blocks >= 0, readings >= 1, devices >= 1, devices <= 100_000 else {
@@ -73,6 +77,21 @@ struct SampleChainCommand: ParsableCommand {
                 ).bytes
             }
             try append(BlockBody(readings: [], transactions: transactions))
+        }
+        if !transactions.isEmpty {
+            let signed = try transactions.map { path in
+                let bytes = try Parse.file(path, what: "transaction")
+                do {
+                    return try SignedTransaction(decoding: bytes).bytes
+                } catch {
+                    throw ToolError("\(path): \(error)")
+                }
+            }
+            do {
+                try append(BlockBody(readings: [], transactions: signed))
+            } catch let error as StoreError {
+                throw ToolError("the block of \(signed.count) transaction(s) was refused: \(error)")
+            }
         }
         var random = SplitMix(seed: seed &+ store.height)
         var next = 0

@@ -67,6 +67,10 @@ struct LedgerStateTests {
         forged.signatures[0].signature[0] ^= 1
         #expect(throws: LedgerFormatError.self) { try forged.verify(genesis: channel.genesis, header: header) }
         #expect(throws: LedgerFormatError.self) { try good.verify(genesis: channel.genesis, header: blocks[0].header) }
+        // Only a member's first entry counts: a bad first entry is not rescued by a good second one.
+        var padded = good
+        padded.signatures.insert(ValidatorSignature(validator: 0, signature: [UInt8](repeating: 0, count: 64)), at: 0)
+        #expect(throws: LedgerFormatError.self) { try padded.verify(genesis: channel.genesis, header: header) }
     }
 
     @Test func votesSignDifferentBytesPerChannelHeightRoundAndStep() {

@@ -23,7 +23,7 @@ func withNetwork<T>(
     let network = try await TestNetwork(
         managers: managers, block: BlockParameters(maxReadings: 200, maxBytes: 1 << 20, timeoutMs: 50))
     do {
-        try network.startAll()
+        try await network.startAll()
         let result = try await body(network)
         await network.shutdown()
         return result

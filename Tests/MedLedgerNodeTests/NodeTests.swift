@@ -57,7 +57,7 @@ struct NodeTests {
     @Test func readingsAreCommittedOnceAndEveryReplicaAgrees() async throws {
         let network = try await TestNetwork(managers: 2, block: Self.block)
         do {
-            try network.startAll()
+            try await network.startAll()
             let devices = devices(4)
             try await network.register(devices)
             let receipts = try await send(network, devices: devices, seqs: 1...40)
@@ -107,7 +107,7 @@ struct NodeFaultTests {
 
     @Test func oneValidatorDownTheChainGoesOnTwoDownItStopsSafelyAndARestartedOneCatchesUp() async throws {
         try await withNetwork { network in
-            try network.startAll()
+            try await network.startAll()
             let devices = helper.devices(2)
             try await network.register(devices)
             _ = try await helper.send(network, devices: devices, seqs: 1...10)
@@ -115,19 +115,19 @@ struct NodeFaultTests {
             _ = try await helper.send(network, devices: devices, seqs: 11...20)
             let before = await network.node("manager-1").height
             await network.stop("validator-3")
-            // With two of four down no block can be committed: the two left check the proposal, prevote,
-            // and send their votes again and again, and nothing more happens.
-            let validatedBefore = await network.node("validator-1").counters.blocksValidated
+            // With two of four down no block can be committed: the manager proposes, the two left
+            // vote, and they send their votes again and again, and nothing more happens.
+            let proposedBefore = await network.node("manager-1").counters.proposalsSent
             let pending = Task { try await helper.send(network, devices: devices, seqs: 21...30) }
-            try await eventually(.seconds(30), "the next block proposed and checked") {
-                await network.node("validator-1").counters.blocksValidated > validatedBefore
+            try await eventually(.seconds(30), "the next block proposed") {
+                await network.node("manager-1").counters.proposalsSent > proposedBefore
             }
             let retransmissions = await network.node("validator-1").counters.retransmissions
             try await eventually(.seconds(30), "five rounds of retransmission") {
                 await network.node("validator-1").counters.retransmissions >= retransmissions + 5
             }
             for (_, height) in await network.heights() { #expect(height == before, "no commit without a quorum") }
-            try network.start("validator-3")
+            try await network.start("validator-3")
             _ = try await within(.seconds(60), "the readings sent during the outage") { try await pending.value }
             let height = await network.node("manager-1").height
             try await network.waitForHeight(height)
@@ -140,7 +140,7 @@ struct NodeFaultTests {
 
     @Test func aManagerStoppedWhileReadingsFlowLosesNoAcceptedReading() async throws {
         try await withNetwork(managers: 2) { network in
-            try network.startAll()
+            try await network.startAll()
             let devices = helper.devices(3)
             try await network.register(devices)
             let sending = Task { try await helper.send(network, devices: devices, seqs: 1...60) }
@@ -161,7 +161,7 @@ struct NodeFaultTests {
 
     @Test func badReadingsAreRejectedWithTheirReasonAndNoneIsCommitted() async throws {
         try await withNetwork { network in
-            try network.startAll()
+            try await network.startAll()
             let devices = helper.devices(1)
             try await network.register(devices)
             _ = try await helper.send(network, devices: devices, seqs: 1...3)
@@ -269,8 +269,8 @@ struct ByzantineTests {
         let network = try await TestNetwork(block: NodeFaultTests.block)
         let byzantine: ByzantineValidator
         do {
-            for index in 1...3 { try network.start("validator-\(index)") }
-            try network.start("manager-1")
+            for index in 1...3 { try await network.start("validator-\(index)") }
+            try await network.start("manager-1")
             byzantine = try await ByzantineValidator(network: network, index: 3)
         } catch {
             await network.shutdown()

@@ -1,0 +1,565 @@
+import ArgumentParser
+import Foundation
+import MedLedgerContracts
+import MedLedgerCore
+import MedLedgerStore
+
+/// How a command signs a transaction: the channel, the submitter and key, the seq, where it goes.
+struct SigningOptions: ParsableArguments {
+    @Option(help: "The channel's genesis.json.")
+    var genesis: String
+    @Option(help: "The submitter's private key (PEM).")
+    var key: String
+    @Option(help: "The submitter's id (a registrar, a manager, or a registered researcher or clinician).")
+    var submitter: String
+    @Option(help: "The submitter's sequence number; without it, one above the highest committed in --db.")
+    var seq: UInt64?
+    @Option(help: "A store to take the next sequence number from (and to check a professional's key against).")
+    var db: String?
+    @Option(help: "The transaction's time, ms since the epoch or ISO 8601 (default: now).")
+    var time: String?
+    @Option(help: "Where to write the signed transaction; without it, its hex goes to standard output.")
+    var out: String?
+
+    func validate() throws {
+        guard seq != nil || db != nil else { throw ValidationError("give --seq or --db to take it from") }
+        _ = try time.map(QueryCommand.Readings.time)
+    }
+
+    /// Signs a body, checking the key against the genesis (or the store, for a professional).
+    func sign(_ body: TransactionBody) throws -> SignedTransaction {
+        let genesis = try Files.genesis(genesis)
+        let privateKey = try Files.privateKey(key)
+        var store: LedgerStore?
+        if let db {
+            do {
+                store = try LedgerStore(path: db)
+            } catch {
+                throw ToolError("\(db): \(error)")
+            }
+            guard store?.genesis == genesis else { throw ToolError("\(db) holds another channel than --genesis") }
+        }
+        let expected: PublicKey?
+        switch body.signer {
+        case .registrar:
+            guard let member = genesis.registrar(submitter) else {
+                throw ToolError("'\(submitter)' is not a registrar of channel \(genesis.channel)")
+            }
+            expected = member.publicKey
+        case .manager:
+            guard let member = genesis.managers.first(where: { $0.id == submitter }) else {
+                throw ToolError("'\(submitter)' is not a manager of channel \(genesis.channel)")
+            }
+            expected = member.publicKey
+        case .professional:
+            expected = store?.state.access.professionals[submitter]?.key
+            if let store, expected == nil {
+                throw ToolError(
+                    "'\(submitter)' is not a registered researcher or clinician in \(store.genesis.channel)")
+            }
+        }
+        if let expected, expected != privateKey.publicKey {
+            throw ToolError("\(key) is not the key '\(submitter)' is registered with")
+        }
+        let seq = self.seq ?? ((store?.state.submitters[submitter]?.highest ?? 0) + 1)
+        let time = try self.time.map(QueryCommand.Readings.time) ?? UInt64(Date().timeIntervalSince1970 * 1000)
+        return try SignedTransaction(
+            signing: Transaction(channel: genesis.channel, submitter: submitter, seq: seq, time: time, body: body),
+            with: privateKey)
+    }
+
+    /// Writes the transaction (or prints its hex) and says what it is.
+    func emit(_ signed: SignedTransaction, _ summary: String) throws {
+        let tx = signed.transaction
+        let line = "\(tx.body.typeName) seq \(tx.seq) by \(tx.submitter): \(summary) (\(signed.bytes.count) bytes)"
+        if let out {
+            try Files.write(signed.bytes, to: out)
+            print("\(line); wrote \(out)")
+        } else {
+            print(Hex.encode(signed.bytes))
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+}
+
+enum Parse {
+    static func hash(_ text: String, _ what: String) throws -> Hash256 {
+        guard let hash = Hash256(hex: text) else { throw ValidationError("\(what) '\(text)' is not 64 hex digits") }
+        return hash
+    }
+
+    static func kinds(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    static func file(_ path: String, what: String) throws -> [UInt8] {
+        var bytes =
+            path == "-" ? Array(FileHandle.standardInput.readDataToEndOfFile()) : try Files.read(path, what: what)
+        let text = String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
+        if !text.isEmpty, let decoded = Hex.decode(text) { bytes = decoded }
+        return bytes
+    }
+
+    static func store(_ path: String) throws -> LedgerStore {
+        do {
+            return try LedgerStore(path: path)
+        } catch {
+            throw ToolError("\(path): \(error)")
+        }
+    }
+}
+
+// MARK: - Contracts
+
+struct ContractCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contract", abstract: "Deploy and list access contracts (WebAssembly modules).",
+        subcommands: [Deploy.self, List.self])
+
+    struct Deploy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build and sign a registrar's deploy-contract transaction.",
+            discussion: """
+                The contract id is SHA-256 of the module. The module is checked first as validators will run it
+                (docs/CONTRACTS.md); one that every request would be denied by is refused unless --force.
+                """)
+
+        @Option(help: "The WebAssembly module (.wasm).")
+        var wasm: String
+        @Option(help: "A name for people.")
+        var name: String
+        @Option(help: "A deployment parameter, name=integer (repeatable), e.g. k=5.")
+        var param: [String] = []
+        @Flag(help: "Deploy even a module the runner would refuse.")
+        var force = false
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            let module = try Files.read(wasm, what: "module")
+            var parameters: [String: Int64] = [:]
+            for item in param {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, ContractDeployment.isValidParameterName(parts[0]),
+                    let value = Int64(parts[1])
+                else { throw ValidationError("--param '\(item)' is not name=integer with a name [a-z0-9_]{1,32}") }
+                parameters[parts[0]] = value
+            }
+            if !force, let denial = ContractModuleCheck.check(module) {
+                throw ToolError("\(wasm) would deny every request: \(denial) (use --force to deploy it anyway)")
+            }
+            let deployment = ContractDeployment(name: name, module: module, parameters: parameters)
+            try signing.emit(try signing.sign(.deployContract(deployment)), "contract \(deployment.id.hex)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the contracts deployed in a store.")
+
+        @Option(help: "The SQLite store.")
+        var db: String
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() throws {
+            let store = try Parse.store(db)
+            let contracts = store.deployedContracts
+            if json {
+                let items = contracts.map { contract -> [String: Any] in
+                    [
+                        "id": contract.id.hex, "name": contract.name, "deployer": contract.deployer,
+                        "height": contract.deployedAt, "bytes": contract.module.count,
+                        "parameters": contract.parameters,
+                    ]
+                }
+                print(try JSONOutput.string(["channel": store.genesis.channel, "contracts": items]))
+                return
+            }
+            for contract in contracts {
+                let parameters = contract.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                print(
+                    "\(contract.id.hex)  \(contract.name)  height \(contract.deployedAt)  by \(contract.deployer)  "
+                        + "\(contract.module.count) bytes"
+                        + (parameters.isEmpty ? "" : "  " + parameters.joined(separator: " ")))
+            }
+            if contracts.isEmpty { print("no contracts are deployed on channel \(store.genesis.channel)") }
+        }
+    }
+}
+
+// MARK: - Registrars
+
+struct ConsentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consent",
+        abstract: "Record or withdraw a patient's consent to a study (a registrar's transaction).",
+        subcommands: [Record.self, Withdraw.self])
+
+    struct Record: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record a patient's consent to a study.")
+        @Option(help: "The patient's pseudonymous id.") var patient: String
+        @Option(help: "The study id.") var study: String
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            try signing.emit(
+                try signing.sign(.consent(patient: patient, study: study)), "\(patient) consents to \(study)")
+        }
+    }
+
+    struct Withdraw: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Withdraw a patient's consent: no further reads under any grant it supported.")
+        @Option(help: "The patient's pseudonymous id.") var patient: String
+        @Option(help: "The study id.") var study: String
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            try signing.emit(
+                try signing.sign(.withdrawConsent(patient: patient, study: study)),
+                "\(patient) withdraws consent to \(study)")
+        }
+    }
+}
+
+struct ProfessionalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "professional", abstract: "Register researchers and clinicians (a registrar's transaction).",
+        subcommands: [Register.self])
+
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a researcher or clinician with their key.")
+        @Option(help: "Their id, [A-Za-z0-9._-]{1,64}.") var id: String
+        @Option(help: "researcher or clinician.") var role: String
+        @Option(help: "Their public key (SPKI PEM, as 'medledger keygen' prints it).") var publicKey: String
+        @Option(help: "Their organisation.") var organisation: String?
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            guard let role = ProfessionalRole(rawValue: role) else {
+                throw ValidationError("--role must be researcher or clinician, not '\(role)'")
+            }
+            let key = try Files.publicKey(publicKey)
+            try signing.emit(
+                try signing.sign(.registerProfessional(id: id, role: role, key: key, organisation: organisation)),
+                "\(role.rawValue) \(id)")
+        }
+    }
+}
+
+struct TreatmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "treatment",
+        abstract: "Record or end that a clinician treats a patient (a registrar's transaction).",
+        subcommands: [Record.self, End.self])
+
+    struct Record: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record that a clinician treats a patient.")
+        @Option(help: "The clinician's id.") var clinician: String
+        @Option(help: "The patient's pseudonymous id.") var patient: String
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            try signing.emit(
+                try signing.sign(.recordTreatment(clinician: clinician, patient: patient)),
+                "\(clinician) treats \(patient)")
+        }
+    }
+
+    struct End: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End a treating relationship: the clinician's reads stop at once.")
+        @Option(help: "The clinician's id.") var clinician: String
+        @Option(help: "The patient's pseudonymous id.") var patient: String
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            try signing.emit(
+                try signing.sign(.endTreatment(clinician: clinician, patient: patient)),
+                "\(clinician) no longer treats \(patient)")
+        }
+    }
+}
+
+// MARK: - Access
+
+struct AccessCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "access",
+        abstract: "Ask for data through an access contract, follow the decision, fetch and verify what is served.",
+        subcommands: [Request.self, Status.self, Fetch.self, Serve.self, Verify.self, Revoke.self])
+
+    struct Request: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build and sign an access request (the researcher's or clinician's own transaction).",
+            discussion: """
+                The contract decides when the block carrying the request is checked; the request's id (printed) is
+                the id of the grant it may become: 'medledger access status --id' shows the decision.
+                """)
+        @Option(help: "The contract's id (64 hex digits).") var contract: String
+        @Option(help: "The LOINC codes asked for, comma-separated.") var kinds: String
+        @Option(help: "The earliest reading time, ms or ISO 8601.") var from: String
+        @Option(help: "The latest reading time, ms or ISO 8601.") var to: String
+        @Option(help: "Why, for the record.") var purpose: String
+        @Option(help: "The one patient asked about (a clinician's request).") var patient: String?
+        @Option(help: "The study the data is for (a researcher's request).") var study: String?
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            let request = AccessRequest(
+                contract: try Parse.hash(contract, "--contract"), kinds: Parse.kinds(kinds),
+                from: try QueryCommand.Readings.time(from), to: try QueryCommand.Readings.time(to), purpose: purpose,
+                patient: patient, study: study)
+            let signed = try signing.sign(.accessRequest(request))
+            do {
+                _ = try SignedTransaction(decoding: signed.bytes)
+            } catch {
+                throw ToolError("the request is not valid: \(error)")
+            }
+            try signing.emit(signed, "request \(signed.id.hex)")
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the decisions on access requests in a store, with the reads logged under each grant.")
+        @Option(help: "The SQLite store.") var db: String
+        @Option(help: "One request (or grant) id.") var id: String?
+        @Option(help: "Only this requester's requests.") var requester: String?
+
+        func run() throws {
+            let store = try Parse.store(db)
+            var decisions: [AccessDecision]
+            if let id {
+                guard let decision = try store.accessDecision(try Parse.hash(id, "--id")) else {
+                    throw ToolError("no access request \(id) is committed in \(db) (height \(store.height))")
+                }
+                decisions = [decision]
+            } else {
+                decisions = try store.accessDecisions(requester: requester)
+            }
+            let items = try decisions.map { decision -> [String: Any] in
+                let request = decision.request
+                var item: [String: Any] = [
+                    "id": decision.id.hex, "requester": decision.requester, "height": decision.height,
+                    "position": decision.position, "contract": request.contract.hex, "kinds": request.kinds,
+                    "from": request.from, "to": request.to, "purpose": request.purpose,
+                    "patient": request.patient ?? NSNull(), "study": request.study ?? NSNull(),
+                ]
+                switch decision.outcome {
+                case .granted(let grant):
+                    var mode: [String: Any] = ["mode": grant.scope.mode.name]
+                    if case .aggregates(let k) = grant.scope.mode { mode["k"] = k }
+                    item["outcome"] = "granted"
+                    item["grant"] = mode.merging([
+                        "expiresAt": grant.expiresAt, "revokedAt": grant.revokedAt.map { $0 as Any } ?? NSNull(),
+                        "live": grant.isLive(at: store.state.time), "kinds": grant.scope.kinds,
+                    ]) { first, _ in first }
+                    item["reads"] = try store.accessLog(grant: grant.id).map { record -> [String: Any] in
+                        [
+                            "height": record.height, "manager": record.manager, "count": record.entry.count,
+                            "servedAt": record.entry.servedAt, "fetch": record.entry.fetch.hex,
+                            "servedHash": record.entry.servedHash.hex,
+                        ]
+                    }
+                case .denied(let denial):
+                    item["outcome"] = "denied"
+                    item["denial"] = ["code": denial.code.rawValue, "message": denial.message]
+                }
+                return item
+            }
+            print(
+                try JSONOutput.string([
+                    "channel": store.genesis.channel, "height": store.height, "requests": items,
+                ]))
+        }
+    }
+
+    struct Fetch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build and sign a fetch request for the data under a grant (to send to a manager).",
+            discussion: """
+                Writes the COSE_Sign1 request; a manager answers it ('medledger access serve' from its store) and
+                'medledger access verify' checks the answer against the genesis alone.
+                """)
+        @Option(help: "The channel's genesis.json.") var genesis: String
+        @Option(help: "The requester's private key (PEM).") var key: String
+        @Option(help: "The requester's id.") var requester: String
+        @Option(help: "The grant's id.") var grant: String
+        @Option(help: "Only these kinds (comma-separated, within the grant's).") var kinds: String?
+        @Option(help: "Only readings at or after this time, ms or ISO 8601.") var from: String?
+        @Option(help: "Only readings at or before this time, ms or ISO 8601.") var to: String?
+        @Option(help: "Only readings after HEIGHT:POSITION (a previous answer's next).") var after: String?
+        @Option(help: "At most this many readings (1 to 1000).") var limit: Int?
+        @Option(help: "Where to write the request; without it, its hex goes to standard output.") var out: String?
+
+        func run() throws {
+            let genesis = try Files.genesis(genesis)
+            var position: ReadingPosition?
+            if let after {
+                let parts = after.split(separator: ":")
+                guard parts.count == 2, let height = UInt64(parts[0]), let index = Int(parts[1]) else {
+                    throw ValidationError("--after must be HEIGHT:POSITION")
+                }
+                position = ReadingPosition(height: height, position: index)
+            }
+            var nonce = [UInt8](repeating: 0, count: 16)
+            for index in nonce.indices { nonce[index] = UInt8.random(in: 0...255) }
+            let request = FetchRequest(
+                channel: genesis.channel, requester: requester, grant: try Parse.hash(grant, "--grant"),
+                time: UInt64(Date().timeIntervalSince1970 * 1000), nonce: nonce, kinds: kinds.map(Parse.kinds),
+                from: try from.map(QueryCommand.Readings.time), to: try to.map(QueryCommand.Readings.time),
+                after: position, limit: limit)
+            let signed = try SignedFetchRequest(signing: request, with: try Files.privateKey(key))
+            if let out {
+                try Files.write(signed.bytes, to: out)
+                print("fetch \(signed.id.hex) under grant \(grant); wrote \(out)")
+            } else {
+                print(Hex.encode(signed.bytes))
+            }
+        }
+    }
+
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Answer a fetch request from a store, as a manager does, and sign the access log.",
+            discussion: """
+                Serves only what the grant covers now: readings of consenting (or treated) patients within its kinds
+                and times, each with its Merkle inclusion path and its block's commit certificate; or aggregates;
+                or the refusal. With --manager-key, also writes the manager's signed access-log transaction.
+                """)
+        @Option(help: "The manager's SQLite store.") var db: String
+        @Option(help: "The signed fetch request (binary or hex).") var request: String
+        @Option(help: "Where to write the answer (CBOR).") var out: String
+        @Option(help: "The manager's private key, to sign the access log.") var managerKey: String?
+        @Option(help: "The manager's id.") var manager: String?
+        @Option(help: "The manager's sequence number for the log (default: one above the store's).") var seq: UInt64?
+        @Option(help: "Where to write the signed access-log transaction.") var logOut: String?
+        @Option(help: "The manager's clock, ms (default: now).") var now: UInt64?
+
+        func validate() throws {
+            if (managerKey == nil) != (logOut == nil) || (managerKey != nil && manager == nil) {
+                throw ValidationError("--manager-key, --manager and --log-out go together")
+            }
+        }
+
+        func run() throws {
+            let store = try Parse.store(db)
+            let signed: SignedFetchRequest
+            do {
+                signed = try SignedFetchRequest(decoding: try Parse.file(request, what: "fetch request"))
+            } catch let error as LedgerFormatError {
+                throw ToolError("\(request): \(error)")
+            }
+            let clock = now ?? UInt64(Date().timeIntervalSince1970 * 1000)
+            let response = try store.serve(signed, now: clock)
+            try Files.write(response.encoded(), to: out)
+            if case .refused(let refusal) = response.content {
+                print("refused: \(refusal)")
+                throw ExitCode(1)
+            }
+            print("served \(response.servedCount) item(s) under grant \(response.grant.hex); wrote \(out)")
+            if let managerKey, let manager, let logOut,
+                let entry = response.accessLog(requester: signed.request.requester)
+            {
+                let key = try Files.privateKey(managerKey)
+                guard store.genesis.managers.first(where: { $0.id == manager })?.publicKey == key.publicKey else {
+                    throw ToolError("\(managerKey) is not the key of manager '\(manager)'")
+                }
+                let log = try SignedTransaction(
+                    signing: Transaction(
+                        channel: store.genesis.channel, submitter: manager,
+                        seq: seq ?? ((store.state.submitters[manager]?.highest ?? 0) + 1), time: clock,
+                        body: .accessLog(entry)),
+                    with: key)
+                try Files.write(log.bytes, to: logOut)
+                print("access-log seq \(log.transaction.seq) by \(manager); wrote \(logOut)")
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a manager's answer against the channel's genesis alone and print what it holds.",
+            discussion: """
+                Checks each block's commit certificate, each reading's Merkle inclusion and that it decodes (and,
+                with --request, that the answer is to that request). Exits 1 naming the first reading that fails.
+                Prints the readings as json, csv or a FHIR R4 Bundle, or the aggregates as JSON.
+                """)
+        @Option(help: "The answer (CBOR, from 'medledger access serve' or a manager).") var response: String
+        @Option(help: "The channel's genesis.json.") var genesis: String
+        @Option(help: "The signed fetch request it answers.") var request: String?
+        @Option(help: "json, csv or fhir.") var format: QueryCommand.Format = .json
+
+        func run() throws {
+            let genesis = try Files.genesis(genesis)
+            let answer: FetchResponse
+            do {
+                answer = try FetchResponse(decoding: try Files.read(response, what: "answer"))
+            } catch let error as LedgerFormatError {
+                throw ToolError("\(response): \(error)")
+            }
+            var fetch: SignedFetchRequest?
+            if let request {
+                do {
+                    fetch = try SignedFetchRequest(decoding: try Parse.file(request, what: "fetch request"))
+                } catch let error as LedgerFormatError {
+                    throw ToolError("\(request): \(error)")
+                }
+            }
+            let verified: [VerifiedReading]
+            do {
+                verified = try answer.verify(genesis: genesis, fetch: fetch)
+            } catch {
+                print("FAIL \(error)")
+                throw ExitCode(1)
+            }
+            switch answer.content {
+            case .refused(let refusal):
+                print("refused: \(refusal)")
+                throw ExitCode(1)
+            case .aggregates(let rows, let suppressed):
+                let items = rows.map { row -> [String: Any] in
+                    [
+                        "code": row.code, "unit": row.unit, "day": FHIRExport.dateTime(row.day).prefix(10),
+                        "count": row.count, "patients": row.patients, "mean": row.mean, "min": row.minimum,
+                        "max": row.maximum,
+                    ]
+                }
+                print(
+                    try JSONOutput.string(["grant": answer.grant.hex, "aggregates": items, "suppressed": suppressed]))
+            case .readings(_, _, let next):
+                let exported = verified.map {
+                    ExportedReading(
+                        height: $0.position.height, position: $0.position.position, device: $0.device,
+                        seq: $0.reading.seq, time: $0.reading.time, patient: $0.patient, bytes: $0.bytes,
+                        reading: $0.reading)
+                }
+                switch format {
+                case .csv: print(ReadingOutput.csv(exported))
+                case .fhir:
+                    print(
+                        try JSONOutput.string(
+                            FHIRExport.bundle(exported, channel: genesis.channel, kinds: genesis.kindTable)))
+                case .json:
+                    var object: [String: Any] = [
+                        "channel": genesis.channel, "grant": answer.grant.hex, "verified": exported.count,
+                        "readings": exported.map(ReadingOutput.jsonItem),
+                    ]
+                    if let next { object["next"] = "\(next.height):\(next.position)" }
+                    print(try JSONOutput.string(object))
+                }
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build and sign a registrar's revoke-grant transaction: no further reads under it.")
+        @Option(help: "The grant's id.") var grant: String
+        @OptionGroup var signing: SigningOptions
+
+        func run() throws {
+            try signing.emit(try signing.sign(.revokeGrant(grant: try Parse.hash(grant, "--grant"))), "grant \(grant)")
+        }
+    }
+}
