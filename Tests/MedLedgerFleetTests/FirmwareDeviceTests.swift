@@ -250,6 +250,30 @@ struct FirmwareDeviceTests {
             ])
     }
 
+    @Test func answersToUndecodableMessagesCountOnceWhateverTheirOrder() throws {
+        var device = device(0, seed: 17)
+        let malformed = try take(&device, now: 1, faults: FaultPlan([.malformed: 1]))
+        let oversized = try take(&device, now: 2, faults: FaultPlan([.oversized: 1]))
+        #expect(malformed.receiptSeq == 0 && oversized.receiptSeq == 0)
+        // Two managers answer each; the second answer to the oversized one comes when only the
+        // malformed one is kept: a repeat, not a wrong reason.
+        #expect(device.receive(Receipt(seq: 0, status: .rejected(.tooLarge))) == .rejected(.tooLarge))
+        #expect(device.receive(Receipt(seq: 0, status: .rejected(.tooLarge))) == .none)
+        #expect(device.receive(Receipt(seq: 0, status: .rejected(.malformed))) == .rejected(.malformed))
+        #expect(device.receive(Receipt(seq: 0, status: .rejected(.malformed))) == .none)
+        var report = FleetReport(devices: [device])
+        #expect(report.isCorrect, "\(report.mismatches)")
+        #expect(report.rejected == ["too-large": 1, "malformed": 1])
+        // A device that never made an undecodable message has no business getting such an answer.
+        var other = self.device(1, seed: 18)
+        #expect(other.receive(Receipt(seq: 0, status: .rejected(.malformed))) == .unexpected)
+        report = FleetReport(devices: [other])
+        #expect(
+            report.mismatches == [
+                "dev-1 seq 0: expected no undecodable message refused for it, got rejected (malformed)"
+            ])
+    }
+
     @Test func faultPlansParseDrawTheirSharesAndNameWhatIsWrong() throws {
         let plan = try FaultPlan(parsing: "clock-skew=0.1,malformed=0.02")
         #expect(plan[.clockSkew] == 0.1 && plan[.malformed] == 0.02 && plan[.tampered] == 0)

@@ -390,7 +390,8 @@ public struct FirmwareDevice: Sendable {
                 // A faulty message committed: the ledger took what it must refuse.
                 let message = remove(seq: seq, at: index)
                 account.unexpected.append(
-                    UnexpectedReceipt(seq: seq, expected: message.expectation, received: "committed at \(height)"))
+                    UnexpectedReceipt(
+                        seq: seq, expected: message.expectation.description, received: "committed at \(height)"))
                 return .unexpected
             }
             account.repeatedCommits += 1
@@ -407,11 +408,29 @@ public struct FirmwareDevice: Sendable {
                 }
                 return .rejected(reason)
             }
+            if seq == 0 {
+                // A message that did not decode far enough for the manager to tell its seq: the
+                // answer cannot be matched to one message. When the device made such a message
+                // with this reason, it is a second manager's answer to one matched already;
+                // otherwise no message of the device should have got it.
+                let made =
+                    kept[0]?.contains { $0.expectation == .rejected(reason) } == true
+                    || account.faulty.contains { $0.key.expectedRejection == reason && !$0.key.seqIsReadable }
+                if made {
+                    account.repeatedRejections += 1
+                    return .none
+                }
+                account.unexpected.append(
+                    UnexpectedReceipt(
+                        seq: 0, expected: "no undecodable message refused for it",
+                        received: "rejected (\(reason.rawValue))"))
+                return .unexpected
+            }
             if let index = kept[seq]?.firstIndex(where: { !$0.inDoubt || $0.expectation == .committed }) {
                 let message = remove(seq: seq, at: index)
                 account.unexpected.append(
                     UnexpectedReceipt(
-                        seq: seq, expected: message.expectation, received: "rejected (\(reason.rawValue))"))
+                        seq: seq, expected: message.expectation.description, received: "rejected (\(reason.rawValue))"))
                 return .unexpected
             }
             // A second manager's answer to a message answered already: idempotent.
@@ -469,7 +488,7 @@ public struct UnexpectedReceipt: Hashable, Sendable, CustomStringConvertible {
     /// The seq.
     public var seq: UInt64
     /// What was expected.
-    public var expected: Expectation
+    public var expected: String
     /// What came.
     public var received: String
 
