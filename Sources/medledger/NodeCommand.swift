@@ -1,6 +1,8 @@
 import ArgumentParser
+import CoreMetrics
 import Logging
 import MedLedgerNode
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -11,7 +13,9 @@ struct NodeCommand: AsyncParsableCommand {
             The configuration is a JSON file (docs/OPERATIONS.md): {"id", "role", "genesis", "key", "database", \
             "broker": {"host", "port", ...}, ...}. The node keeps its ledger in "database" and its consensus \
             state in "journal" (default: the database path + .journal), so it restarts where it stopped. \
-            SIGINT or SIGTERM stops it cleanly.
+            With "http": {"host", "port"} it serves a read-only web page at /, /blocks/HEIGHT, Prometheus \
+            metrics at /metrics and its status at /status.json (port 0: a free port, written into the status \
+            file's "http"). SIGINT or SIGTERM stops it cleanly.
             """)
 
     @Option(help: "The node's configuration file (JSON).")
@@ -30,9 +34,13 @@ struct NodeCommand: AsyncParsableCommand {
             throw ToolError("\(error)")
         }
         let logger = Logger(label: "medledger.node")
+        // One registry for the process: the node's metrics and anything recorded through the
+        // global MetricsSystem; the node serves it at /metrics.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let node: LedgerNode
         do {
-            node = try LedgerNode(configuration: configuration, logger: logger)
+            node = try LedgerNode(configuration: configuration, logger: logger, metrics: registry)
         } catch {
             throw ToolError("\(error)")
         }
