@@ -168,15 +168,17 @@ public actor LedgerNode: Service {
     /// shut down gracefully; then disconnects.
     /// - Throws: `NodeError` when the broker cannot be reached at start.
     public func run() async throws {
-        let web = try await startWeb()
+        let web = startWeb()
         do {
             try await client.connect()
             var filters = [topics.commits, topics.council, topics.sync(configuration.id)]
             if configuration.role == .manager { filters += [topics.allReadings, topics.allTransactions] }
             try await client.subscribe(filters.map { MQTTSubscription($0, qos: .atLeastOnce) })
+            if let web { try await webListening(web) }
         } catch {
-            web?.cancel()
-            throw NodeError(.network, "\(error)")
+            await web?.stop()
+            await client.disconnect()
+            throw error as? NodeError ?? NodeError(.network, "\(error)")
         }
         logger.info(
             "node started", metadata: ["role": "\(configuration.role.rawValue)", "height": "\(store.height)"])
@@ -199,7 +201,7 @@ public actor LedgerNode: Service {
             Task { await self.stop() }
         }
         ticker.cancel()
-        web?.cancel()
+        await web?.stop()
         tick()
         try? await client.flush(timeout: .seconds(2))
         await client.disconnect()

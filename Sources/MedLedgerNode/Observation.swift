@@ -6,10 +6,6 @@ internal import MedLedgerMQTT
 internal import MedLedgerStore
 internal import MedLedgerWeb
 
-#if canImport(Glibc)
-    internal import Glibc
-#endif
-
 /// What a node keeps for its metrics and its web page, beside what it needs to run: the last
 /// signed message seen from each member, the last committed reading of each device, when the
 /// first proposal of each height arrived.
@@ -185,12 +181,6 @@ extension LedgerNode {
     /// Exports the metrics when the last export is a second old (called from the node's ticker).
     func exportMetricsIfDue() {
         if ContinuousClock.now - observed.lastExport >= .seconds(1) { exportMetrics() }
-    }
-
-    static func fileSize(_ path: String) -> Int {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return 0 }
-        return Int(info.st_size)
     }
 
     /// The node's metrics, up to date, in the Prometheus text format.

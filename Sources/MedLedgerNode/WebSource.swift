@@ -177,6 +177,11 @@ extension LedgerNode {
             headHash: store.state.headerHash.hex, counters: counters, time: Self.now(), http: observed.httpURL)
     }
 
+    /// A file's size in bytes; 0 when it does not exist.
+    static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
     /// The node's status as JSON.
     func statusJSON() -> [UInt8] {
         let encoder = JSONEncoder()
@@ -186,22 +191,21 @@ extension LedgerNode {
 
     // MARK: - The HTTP endpoint
 
-    /// Starts the HTTP endpoint when the configuration asks for one and waits until it listens.
-    /// - Returns: the task serving it (cancel it to stop), or nil without `configuration.http`.
-    /// - Throws: `NodeError.Code.network` when the address cannot be bound.
-    func startWeb() async throws(NodeError) -> Task<Void, Never>? {
+    /// Starts the HTTP endpoint when the configuration asks for one (`webListening` waits until
+    /// it listens).
+    /// - Returns: the running endpoint, or nil without `configuration.http`.
+    func startWeb() -> RunningWeb? {
         guard let http = configuration.http else { return nil }
-        let server = LedgerWebServer(
-            host: http.host, port: http.port, source: NodeWebSource(node: self), logger: logger)
         let (events, continuation) = AsyncStream.makeStream(of: Result<String, NodeError>.self)
+        let server = LedgerWebServer(
+            host: http.host, port: http.port, source: NodeWebSource(node: self), logger: logger
+        ) { host, port in
+            continuation.yield(.success(host.contains(":") ? "http://[\(host)]:\(port)/" : "http://\(host):\(port)/"))
+        }
         let logger = self.logger
         let task = Task {
             do {
-                try await server.run { host, port in
-                    continuation.yield(
-                        .success(host.contains(":") ? "http://[\(host)]:\(port)/" : "http://\(host):\(port)/"))
-                }
-            } catch is CancellationError {
+                try await server.run()
             } catch {
                 logger.error("the HTTP endpoint stopped", metadata: ["error": "\(error)"])
                 continuation.yield(
@@ -209,16 +213,39 @@ extension LedgerNode {
             }
             continuation.finish()
         }
-        for await event in events {
+        return RunningWeb(server: server, task: task, events: events, address: "\(http.host):\(http.port)")
+    }
+
+    /// Waits until the endpoint listens and notes its URL.
+    /// - Throws: `NodeError.Code.network` when the address cannot be bound.
+    func webListening(_ web: RunningWeb) async throws(NodeError) {
+        for await event in web.events {
             switch event {
             case .success(let url):
                 observed.httpURL = url
                 logger.info("serving the web page and metrics", metadata: ["url": "\(url)"])
-                return task
+                return
             case .failure(let error):
                 throw error
             }
         }
-        throw NodeError(.network, "the HTTP endpoint on \(http.host):\(http.port) stopped before it listened")
+        throw NodeError(.network, "the HTTP endpoint on \(web.address) stopped before it listened")
+    }
+
+    /// Whether the node has connected, subscribed and started consensus.
+    public var isStarted: Bool { startedHeight > 0 }
+}
+
+/// The node's HTTP endpoint while it runs.
+struct RunningWeb {
+    let server: LedgerWebServer
+    let task: Task<Void, Never>
+    let events: AsyncStream<Result<String, NodeError>>
+    let address: String
+
+    /// Stops it and waits until it has stopped.
+    func stop() async {
+        await server.shutdown()
+        await task.value
     }
 }

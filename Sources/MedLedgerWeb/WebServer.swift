@@ -2,6 +2,7 @@ internal import HTTPTypes
 internal import Hummingbird
 public import Logging
 internal import NIOCore
+internal import ServiceLifecycle
 
 /// Where the web server gets what it shows: a node answers each call from its own state.
 public protocol LedgerWebSource: Sendable {
@@ -17,13 +18,12 @@ public protocol LedgerWebSource: Sendable {
 
 /// A node's read-only HTTP endpoint (Hummingbird): `/` (overview), `/blocks/{height}`,
 /// `/metrics` (Prometheus text), `/status.json`. Nothing it serves changes the ledger.
-public struct LedgerWebServer: Sendable {
-    /// The address to listen on.
+public final class LedgerWebServer: Sendable {
+    /// The address it listens on.
     public let host: String
-    /// The port (0: a free one, reported to `run`'s `onBound`).
+    /// The port asked for (0: a free one, reported to `onBound`).
     public let port: Int
-    let source: any LedgerWebSource
-    let logger: Logger
+    private let group: ServiceGroup
 
     /// Makes a server; nothing listens before `run`.
     /// - Parameters:
@@ -31,19 +31,14 @@ public struct LedgerWebServer: Sendable {
     ///   - port: the TCP port; 0 picks a free one.
     ///   - source: where the pages' data comes from.
     ///   - logger: where the server logs.
-    public init(host: String, port: Int, source: any LedgerWebSource, logger: Logger) {
+    ///   - onBound: called once the server listens, with the bound host and port.
+    public init(
+        host: String, port: Int, source: any LedgerWebSource, logger: Logger,
+        onBound: @escaping @Sendable (String, Int) async -> Void
+    ) {
         self.host = host
         self.port = port
-        self.source = source
-        self.logger = logger
-    }
-
-    /// Serves until the task is cancelled (or gracefully shut down).
-    /// - Parameter onBound: called once the server listens, with the bound host and port.
-    /// - Throws: when the address cannot be bound.
-    public func run(onBound: @escaping @Sendable (String, Int) async -> Void) async throws {
         let router = Router()
-        let source = self.source
         router.get("/") { _, _ -> Response in
             Self.response(.ok, type: "text/html; charset=utf-8", WebPages.overview(await source.overviewPage()))
         }
@@ -66,13 +61,25 @@ public struct LedgerWebServer: Sendable {
         router.get("/status.json") { _, _ -> Response in
             Self.response(.ok, type: "application/json", bytes: await source.statusJSON())
         }
-        let host = self.host
         let application = Application(
             router: router, configuration: ApplicationConfiguration(address: .hostname(host, port: port)),
             onServerRunning: { channel in
                 await onBound(host, channel.localAddress?.port ?? 0)
             }, logger: logger)
-        try await application.run()
+        var configuration = ServiceGroupConfiguration(services: [application], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(2)
+        group = ServiceGroup(configuration: configuration)
+    }
+
+    /// Serves until `shutdown` (or the task's cancellation).
+    /// - Throws: when the address cannot be bound.
+    public func run() async throws {
+        try await group.run()
+    }
+
+    /// Stops serving: open requests may finish (for at most 2 seconds); `run` then returns.
+    public func shutdown() async {
+        await group.triggerGracefulShutdown()
     }
 
     static func response(_ status: HTTPResponse.Status, type: String, _ text: String) -> Response {

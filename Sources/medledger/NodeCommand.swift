@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoreMetrics
 import Logging
+import MedLedgerCore
 import MedLedgerNode
 import Prometheus
 import ServiceLifecycle
@@ -44,9 +45,13 @@ struct NodeCommand: AsyncParsableCommand {
         } catch {
             throw ToolError("\(error)")
         }
+        // The group's own lines (start, signals, stop) carry the node's channel and id too.
+        var groupLogger = logger
+        groupLogger[metadataKey: "channel"] = "\(await node.genesis.channel)"
+        groupLogger[metadataKey: "node"] = "\(configuration.id)"
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: groupLogger))
         do {
             try await group.run()
         } catch let error as NodeError {
