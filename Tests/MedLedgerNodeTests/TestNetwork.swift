@@ -52,7 +52,8 @@ final class TestNetwork: @unchecked Sendable {
             id.hasPrefix("validator") ? .validator : id.hasPrefix("manager") ? .manager : .observer
         return NodeConfiguration(
             id: id, role: role, genesis: genesisPath, key: role == .observer ? nil : keyPath(id),
-            database: databasePath(id), broker: .init(host: broker.host, port: broker.port), timeouts: Self.timeouts)
+            database: databasePath(id), broker: .init(host: broker.host, port: broker.port), timeouts: Self.timeouts,
+            http: .init(host: "127.0.0.1", port: 0))
     }
 
     /// Starts a node (again, after `stop`, from its store and journal).
@@ -86,6 +87,16 @@ final class TestNetwork: @unchecked Sendable {
 
     func node(_ id: String) -> LedgerNode { nodes[id]!.node }
 
+    /// Waits until every running node has connected and subscribed (what is published before
+    /// a manager subscribes never reaches it).
+    func waitUntilStarted(limit: Duration = .seconds(30)) async throws {
+        let running = nodes.values.map(\.node)
+        try await eventually(limit, "every node started") {
+            for node in running where await !node.isStarted { return false }
+            return true
+        }
+    }
+
     /// The heights of the running nodes.
     func heights() async -> [String: UInt64] {
         var heights: [String: UInt64] = [:]
@@ -112,6 +123,7 @@ final class TestNetwork: @unchecked Sendable {
 
     /// Registers devices through the registrar and waits until the registrations are committed.
     func register(_ devices: [(id: String, key: PrivateKey, patient: String?)], firstSeq: UInt64 = 1) async throws {
+        try await waitUntilStarted()
         let registrar = try await client("registrar-1")
         defer { registrar.shutdown() }
         let topics = ChannelTopics(channel: channel.genesis.channel)
