@@ -98,7 +98,8 @@ extension LedgerNode {
     }
 
     func noteFirstProposal(height: UInt64) {
-        guard height > store.height, observed.firstProposal[height] == nil else { return }
+        // Only the next few heights: a member's signed messages for far heights take no memory.
+        guard height > store.height, height <= store.height + 8, observed.firstProposal[height] == nil else { return }
         observed.firstProposal[height] = .now
     }
 
