@@ -1,4 +1,5 @@
 import Foundation
+import MedLedgerBroker
 import MedLedgerCore
 import MedLedgerMQTT
 import MedLedgerNode
@@ -181,5 +182,37 @@ struct ObservabilityTests {
             let proof = try store.proof(height: store.height, position: 0)
             for node in proof.path { #expect(block.contains(node.hex)) }
         }
+    }
+
+    @Test func idleRoundsAndABrokerRestartShowInTheMetrics() async throws {
+        let network = try await TestNetwork(managers: 1, block: Self.block)
+        var restarted: MosquittoBroker?
+        do {
+            try network.startAll()
+            try await network.waitUntilStarted()
+            let url = try #require(await network.node("validator-1").httpURL)
+            @Sendable func scrape() async throws -> PrometheusText {
+                try PrometheusText(try await httpGet(url + "metrics").body)
+            }
+            #expect(try await scrape().value("medledger_mqtt_reconnects_total") == 0)
+            // Nothing to propose: the rounds of height 1 time out one after another.
+            try await eventually(.seconds(20), "idle rounds counted") {
+                let metrics = try await scrape()
+                return (metrics.value("medledger_round_changes_total") ?? 0) >= 2
+                    && (metrics.value("medledger_timeouts_total", ["step": "propose"]) ?? 0) >= 1
+                    && (metrics.value("medledger_round") ?? 0) >= 2
+            }
+            #expect(try await scrape().value("medledger_height") == 0)
+            restarted = try await network.broker.restart()
+            try await eventually(.seconds(30), "the reconnect counted") {
+                (try await scrape().value("medledger_mqtt_reconnects_total") ?? 0) >= 1
+            }
+        } catch {
+            await network.shutdown()
+            await restarted?.stop()
+            throw error
+        }
+        await network.shutdown()
+        await restarted?.stop()
     }
 }
