@@ -30,6 +30,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Without its default traits: no swift-configuration support, which the node does not use.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -76,11 +82,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
-            name: "MedLedgerNode",
+            name: "MedLedgerWeb",
             dependencies: [
-                "MedLedgerCore", "MedLedgerStore", "MedLedgerConsensus", "MedLedgerMQTT",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MedLedgerNode",
+            dependencies: [
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerConsensus", "MedLedgerMQTT", "MedLedgerWeb",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),
@@ -92,6 +111,8 @@ let package = Package(
                 "MedLedgerBroker",
                 "MedLedgerNode",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 "MedLedgerContracts",
@@ -180,9 +201,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "MedLedgerWebTests",
+            dependencies: ["MedLedgerWeb"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "MedLedgerToolTests",
             dependencies: [
-                "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport",
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "MedLedgerBroker", "MedLedgerNode",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings

@@ -5,6 +5,7 @@ internal import MedLedgerConsensus
 public import MedLedgerCore
 internal import MedLedgerMQTT
 internal import MedLedgerStore
+public import Prometheus
 public import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -55,17 +56,29 @@ public actor LedgerNode: Service {
     private let executor: QueueExecutor
     /// The node runs on its own queue (see `QueueExecutor`).
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    // Metrics and what the web page shows (Metrics.swift, Observation.swift, WebSource.swift).
+    let metrics: NodeMetrics
+    let genesisVerifier: GenesisVerifier
+    var observed = NodeObservation()
 
     /// Opens the node's store and journal and makes its client; nothing is sent yet.
     /// - Parameters:
     ///   - configuration: the node's configuration.
     ///   - logger: where it logs (metadata: channel, node).
+    ///   - metrics: the registry its metrics go to (labelled with its channel and id) and that its
+    ///     `/metrics` serves; nil: a registry of its own.
     /// - Throws: `NodeError` naming the file or setting that is wrong.
-    public init(configuration: NodeConfiguration, logger: Logger) throws(NodeError) {
+    public init(
+        configuration: NodeConfiguration, logger: Logger, metrics registry: PrometheusCollectorRegistry? = nil
+    ) throws(NodeError) {
         self.configuration = configuration
         executor = QueueExecutor(label: "medledger.node.\(configuration.id)")
         let genesis = try Self.readGenesis(configuration.genesis)
         self.genesis = genesis
+        genesisVerifier = GenesisVerifier(genesis: genesis)
+        metrics = NodeMetrics(
+            registry: registry ?? PrometheusCollectorRegistry(), channel: genesis.channel, node: configuration.id,
+            peers: (genesis.council + genesis.managers).map(\.id).filter { $0 != configuration.id })
         topics = ChannelTopics(channel: genesis.channel)
         var logger = logger
         logger[metadataKey: "channel"] = "\(genesis.channel)"
@@ -162,13 +175,17 @@ public actor LedgerNode: Service {
     /// shut down gracefully; then disconnects.
     /// - Throws: `NodeError` when the broker cannot be reached at start.
     public func run() async throws {
+        let web = startWeb()
         do {
             try await client.connect()
             var filters = [topics.commits, topics.council, topics.sync(configuration.id)]
             if configuration.role == .manager { filters += [topics.allReadings, topics.allTransactions] }
             try await client.subscribe(filters.map { MQTTSubscription($0, qos: .atLeastOnce) })
+            if let web { try await webListening(web) }
         } catch {
-            throw NodeError(.network, "\(error)")
+            await web?.stop()
+            await client.disconnect()
+            throw error as? NodeError ?? NodeError(.network, "\(error)")
         }
         logger.info(
             "node started", metadata: ["role": "\(configuration.role.rawValue)", "height": "\(store.height)"])
@@ -179,6 +196,7 @@ public actor LedgerNode: Service {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(5))
                 await self?.tick()
+                await self?.exportMetricsIfDue()
             }
         }
         let messages = client.messages
@@ -191,6 +209,7 @@ public actor LedgerNode: Service {
             Task { await self.stop() }
         }
         ticker.cancel()
+        await web?.stop()
         tick()
         try? await client.flush(timeout: .seconds(2))
         await client.disconnect()
@@ -233,6 +252,7 @@ public actor LedgerNode: Service {
             do {
                 let proposal = try Proposal(
                     decoding: message.payload, maxBytes: Proposal.maxEncodedBytes(parameters: genesis.block))
+                observe(proposal)
                 execute(machine.handle(.proposal(proposal)))
             } catch {
                 logger.debug("a proposal that does not decode", metadata: ["error": "\(error)"])
@@ -240,6 +260,7 @@ public actor LedgerNode: Service {
         case .vote:
             do {
                 let vote = try Vote(decoding: message.payload)
+                observe(vote)
                 execute(machine.handle(.vote(vote)))
             } catch {
                 logger.debug("a vote that does not decode", metadata: ["error": "\(error)"])
@@ -303,6 +324,7 @@ public actor LedgerNode: Service {
     // MARK: - The machine's effects
 
     func execute(_ effects: [ConsensusEffect]) {
+        observeRound()
         for effect in effects {
             switch effect {
             case .persist(let state):
@@ -316,8 +338,10 @@ public actor LedgerNode: Service {
                 }
             case .broadcastProposal(let proposal):
                 counters.proposalsSent += 1
+                observeSent(proposal)
                 publish(CouncilTopics.proposal(channel: genesis.channel, manager: configuration.id), proposal.encoded())
             case .broadcastVote(let vote):
+                observeSent(vote)
                 publish(CouncilTopics.vote(channel: genesis.channel, validator: configuration.id), vote.encoded())
             case .scheduleTimeout(let timeout, let afterMs):
                 Task { [weak self] in
@@ -349,6 +373,7 @@ public actor LedgerNode: Service {
             counters.retransmissions += 1
         } else if timeout.height == machine.height, timeout.round == machine.round {
             counters.timeouts += 1
+            observeTimeout(timeout)
         }
         execute(machine.handle(.timeout(timeout)))
     }
@@ -388,11 +413,14 @@ public actor LedgerNode: Service {
     ) {
         counters.blocksValidated += 1
         counters.validationTime += ContinuousClock.now - started
+        metrics.blockVerification.record(ContinuousClock.now - started)
         if let checked, height == store.height + 1 {
             checkedBlocks[value.digest] = checked
         } else if checked == nil {
             counters.invalidProposals += 1
-            logger.warning("an invalid proposal", metadata: ["height": "\(height)", "problem": "\(problem)"])
+            logger.warning(
+                "an invalid proposal",
+                metadata: ["height": "\(height)", "round": "\(machine.round)", "problem": "\(problem)"])
         }
         execute(machine.handle(.validated(value.digest, valid: checked != nil && height == store.height + 1)))
     }
@@ -421,6 +449,7 @@ public actor LedgerNode: Service {
         }
         counters.blocksCommitted += 1
         counters.readingsCommitted += checked.readings.count
+        observeCommit(decision, checked)
         logger.debug(
             "committed",
             metadata: [
@@ -455,9 +484,6 @@ public actor LedgerNode: Service {
     /// The node's status file: height, head hash, counters (for the devnet and operators).
     func writeStatus() {
         guard let path = configuration.statusFile else { return }
-        let status = NodeStatus(
-            node: configuration.id, role: configuration.role.rawValue, pid: getpid(), height: store.height,
-            headHash: store.state.headerHash.hex, counters: counters, time: Self.now())
         guard let data = try? JSONEncoder().encode(status) else { return }
         try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
@@ -526,6 +552,8 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     public var counters: NodeCounters
     /// When it was written, ms.
     public var time: UInt64
+    /// The URL of its web page, `/metrics` and `/status.json` (when it serves HTTP).
+    public var http: String? = nil
 }
 
 /// Spreads a block check over every core and skips the signatures of readings verified before.

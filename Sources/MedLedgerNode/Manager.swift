@@ -11,7 +11,9 @@ extension LedgerNode {
     func admitIncoming() {
         let batch = incoming
         incoming = []
+        let started = ContinuousClock.now
         let outcomes = store.state.intake(batch, now: Self.now(), pool: &pool, verifier: verifier)
+        metrics.intakeVerification.record(ContinuousClock.now - started)
         for (message, outcome) in zip(batch, outcomes) {
             let status: Receipt.Status
             switch outcome {

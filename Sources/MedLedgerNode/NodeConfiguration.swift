@@ -72,6 +72,22 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
     public var poolCapacity: Int?
     /// A file the node writes its status to (JSON) after every commit, for tools such as the devnet.
     public var statusFile: String?
+    /// Where the node serves its read-only web page, `/metrics` and `/status.json` (none when nil).
+    public var http: HTTP?
+
+    /// The node's HTTP endpoint.
+    public struct HTTP: Codable, Hashable, Sendable {
+        /// The address to listen on, e.g. `127.0.0.1`.
+        public var host: String
+        /// The TCP port; 0 picks a free one, which the node writes into its status file (`http`).
+        public var port: Int
+
+        /// Makes one.
+        public init(host: String = "127.0.0.1", port: Int = 0) {
+            self.host = host
+            self.port = port
+        }
+    }
 
     /// Consensus timeouts, ms.
     public struct Timeouts: Codable, Hashable, Sendable {
@@ -118,7 +134,7 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
     public init(
         id: String, role: Role, genesis: String, key: String?, database: String, journal: String? = nil,
         broker: Broker, fallbackBrokers: [Broker]? = nil, timeouts: Timeouts? = nil, poolCapacity: Int? = nil,
-        statusFile: String? = nil
+        statusFile: String? = nil, http: HTTP? = nil
     ) {
         self.id = id
         self.role = role
@@ -131,6 +147,7 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
         self.timeouts = timeouts
         self.poolCapacity = poolCapacity
         self.statusFile = statusFile
+        self.http = http
     }
 
     /// Reads a configuration file, resolving its relative paths against its directory.
@@ -177,6 +194,12 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
         }
         guard (1...65535).contains(broker.port) else {
             throw NodeError(.configuration, "broker port \(broker.port) is not a TCP port")
+        }
+        if let http {
+            guard (0...65535).contains(http.port) else {
+                throw NodeError(.configuration, "http port \(http.port) is not a TCP port (0: a free one)")
+            }
+            guard !http.host.isEmpty else { throw NodeError(.configuration, "http host is empty") }
         }
     }
 

@@ -65,6 +65,7 @@ extension LedgerNode {
             let block = try committed.verifiedBlock(genesis: genesis)
             let checked = try store.append(block, certificate: committed.certificate, verifier: knownReadingsVerifier)
             if configuration.role == .manager { answerCommitted(checked) }
+            observeReadings(checked)
             counters.blocksSynced += 1
             applied += 1
         }

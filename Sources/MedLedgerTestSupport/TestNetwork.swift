@@ -64,7 +64,8 @@ public final class TestNetwork: @unchecked Sendable {
             id.hasPrefix("validator") ? .validator : id.hasPrefix("manager") ? .manager : .observer
         return NodeConfiguration(
             id: id, role: role, genesis: genesisPath, key: role == .observer ? nil : keyPath(id),
-            database: databasePath(id), broker: .init(host: broker.host, port: broker.port), timeouts: Self.timeouts)
+            database: databasePath(id), broker: .init(host: broker.host, port: broker.port), timeouts: Self.timeouts,
+            http: .init(host: "127.0.0.1", port: 0))
     }
 
     /// Starts a node (again, after `stop`, from its store and journal) and waits until it is

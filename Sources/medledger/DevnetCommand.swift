@@ -123,7 +123,7 @@ struct DevnetCommand: AsyncParsableCommand {
                 broker: .init(host: network.broker.host, port: network.broker.port),
                 timeouts: .init(
                     proposeMs: 500, proposeDeltaMs: 250, prevoteMs: 250, precommitMs: 250, retransmitMs: 500),
-                statusFile: "\(directory)/nodes/\(id).status.json")
+                statusFile: "\(directory)/nodes/\(id).status.json", http: .init(host: "127.0.0.1", port: 0))
             let path = "\(directory)/nodes/\(id).json"
             try Files.write(try JSONOutput.encode(configuration), to: path)
             databases[id] = configuration.database
@@ -141,8 +141,11 @@ struct DevnetCommand: AsyncParsableCommand {
             "devnet: broker \(network.broker.host):\(network.broker.port), channel '\(genesis.channel)', "
                 + "\(genesis.council.count) validators, \(genesis.managers.count) managers; \(directory)/devnet.json")
         try await network.waitUntilStarted(ids)
-
         let status = StatusLine(directory: directory, ids: ids, interval: statusInterval)
+        if let manager = genesis.managers.first?.id, let url = status.status(manager)?.http {
+            say("devnet: web page of \(manager): \(url) (metrics: \(url)metrics)")
+        }
+
         let stop = StopSignal()
         let signalTask = Task {
             for await _ in signals {
