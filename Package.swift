@@ -159,8 +159,9 @@ let package = Package(
         .testTarget(
             name: "MedLedgerToolTests",
             dependencies: [
-                "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport",
+                "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "MedLedgerNode", "MedLedgerMQTT",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
