@@ -281,7 +281,7 @@ struct AccessNetworkTests {
 
     /// The request id in `access request`'s output ("... request ID; committed at height ...").
     static func requestID(_ output: String) -> String? {
-        guard let range = output.range(of: "request ") else { return nil }
+        guard let range = output.range(of: ": request ") else { return nil }
         let id = output[range.upperBound...].prefix(64)
         return id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id) : nil
     }
