@@ -165,6 +165,7 @@ public struct ChannelACL: Hashable, Sendable {
                 [
                     "read \(base)/readings/#", "write \(base)/receipts/#", "read \(base)/tx/#",
                     "write \(base)/tx/\(manager)", "write \(base)/tx-receipts/#", "read \(base)/fetch/\(manager)",
+                    "read \(base)/access-status/\(manager)",
                     "readwrite \(base)/council/#", "readwrite \(base)/commits",
                     "readwrite \(base)/sync/#", "readwrite medledger/v1/_responses/\(manager)",
                     "write medledger/v1/_responses/#",
@@ -189,14 +190,16 @@ public struct ChannelACL: Hashable, Sendable {
                 professional, "researcher or clinician",
                 [
                     "write \(base)/tx/\(professional)", "read \(base)/tx-receipts/\(professional)",
-                    "write \(base)/fetch/+", "read medledger/v1/_responses/\(professional)/#", "read \(base)/commits",
+                    "write \(base)/fetch/+", "write \(base)/access-status/+",
+                    "read medledger/v1/_responses/\(professional)/#", "read \(base)/commits",
                 ])
         }
         for bridge in bridges {
             var rules = [
                 "readwrite \(base)/tx/#", "readwrite \(base)/council/#", "readwrite \(base)/commits",
                 "readwrite \(base)/receipts/#", "readwrite \(base)/tx-receipts/#", "readwrite \(base)/sync/#",
-                "readwrite \(base)/fetch/#", "readwrite medledger/v1/_responses/#",
+                "readwrite \(base)/fetch/#", "readwrite \(base)/access-status/#",
+                "readwrite medledger/v1/_responses/#",
             ]
             if bridgesCarryReadings { rules.append("readwrite \(base)/readings/#") }
             block(bridge, "another hospital's bridge", rules)
@@ -338,6 +341,7 @@ public enum BrokerConfigs {
             topic \(base)/sync/# both 1
             topic \(base)/tx-receipts/# both 1
             topic \(base)/fetch/# both 1
+            topic \(base)/access-status/# both 1
             topic medledger/v1/_responses/# both 1
 
             """

@@ -118,6 +118,32 @@ public struct AccessClient: Sendable {
         return Page(request: signed, response: response, bytes: bytes, readings: readings)
     }
 
+    /// Asks a manager what became of one of the requester's access requests: the decision on its
+    /// committed state and the reads logged under the grant. (The manager's word: a replica of the
+    /// ledger, `medledger access status --db`, needs no trust in it.)
+    /// - Parameters:
+    ///   - request: the access request's id (the grant's).
+    ///   - manager: the manager's id.
+    ///   - timeout: the longest wait.
+    /// - Throws: `NodeError` on a broker failure, a timeout, or an answer that does not decode.
+    public func status(of request: Hash256, from manager: String, timeout: Duration = .seconds(20))
+        async throws(NodeError) -> AccessStatusResponse
+    {
+        let question = try self.request(Query(grant: request))
+        let message: MQTTMessage
+        do {
+            message = try await client.request(
+                topic: topics.accessStatus(manager), payload: question.bytes, timeout: timeout)
+        } catch {
+            throw NodeError(.network, "no answer from manager '\(manager)': \(error)")
+        }
+        do {
+            return try AccessStatusResponse(decoding: message.payload)
+        } catch {
+            throw NodeError(.network, "manager '\(manager)' answered with something that is not a status: \(error)")
+        }
+    }
+
     static func now() -> UInt64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)

@@ -168,7 +168,10 @@ public actor LedgerNode: Service {
             try await client.connect()
             var filters = [topics.commits, topics.council, topics.sync(configuration.id)]
             if configuration.role == .manager {
-                filters += [topics.allReadings, topics.allTransactions, topics.fetch(configuration.id)]
+                filters += [
+                    topics.allReadings, topics.allTransactions, topics.fetch(configuration.id),
+                    topics.accessStatus(configuration.id),
+                ]
             }
             try await client.subscribe(filters.map { MQTTSubscription($0, qos: .atLeastOnce) })
         } catch {
@@ -256,7 +259,9 @@ public actor LedgerNode: Service {
             answerSync(message)
         case .fetch(let manager) where manager == configuration.id && configuration.role == .manager:
             answerFetch(message)
-        case .sync, .fetch, .other:
+        case .accessStatus(let manager) where manager == configuration.id && configuration.role == .manager:
+            answerAccessStatus(message)
+        case .sync, .fetch, .accessStatus, .other:
             break
         }
     }

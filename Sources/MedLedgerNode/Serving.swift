@@ -118,6 +118,36 @@ extension LedgerNode {
         }
     }
 
+    /// Answers a requester's question about one of their access requests (an MQTT 5 request on
+    /// `access-status/{manager}` carrying a signed fetch request whose grant is the request asked
+    /// about): the decision on the committed state and the reads logged under it. Nothing is served,
+    /// so nothing is logged.
+    func answerAccessStatus(_ message: MQTTMessage) {
+        guard message.properties.responseTopic != nil else { return }
+        let now = Self.now()
+        let answer: AccessStatusResponse
+        do {
+            let question = try SignedFetchRequest(decoding: message.payload)
+            let id = question.request.grant
+            let reads = try store.accessLog(grant: id).map {
+                AccessStatusResponse.Read(
+                    height: $0.height, manager: $0.manager, count: $0.entry.count, servedAt: $0.entry.servedAt,
+                    fetch: $0.entry.fetch)
+            }
+            answer = AccessStatusResponse.answer(
+                question, state: store.state, decision: try store.accessDecision(id), reads: reads, now: now)
+        } catch let error as LedgerFormatError {
+            answer = AccessStatusResponse(
+                request: .zero, height: store.height, content: .refused(FetchRefusal(.malformed, "\(error)")))
+        } catch {
+            logger.error("cannot answer an access status request", metadata: ["error": "\(error)"])
+            answer = AccessStatusResponse(
+                request: .zero, height: store.height,
+                content: .refused(FetchRefusal(.unavailable, "the manager's store failed")))
+        }
+        respond(to: message, answer.encoded())
+    }
+
     /// Signs an access log with the manager's key, with a seq from the clock above every one used.
     func signAccessLog(_ entry: AccessLogEntry, now: UInt64) throws -> SignedTransaction {
         if serving.key == nil {

@@ -31,6 +31,8 @@ public struct ChannelTopics: Sendable {
     public var council: String { prefix + "council/#" }
     /// Where a manager answers researchers' fetch requests (docs/CONTRACTS.md).
     public func fetch(_ manager: String) -> String { prefix + "fetch/\(manager)" }
+    /// Where a manager answers requesters' questions about their access requests.
+    public func accessStatus(_ manager: String) -> String { prefix + "access-status/\(manager)" }
 
     /// What a topic of this channel is.
     public enum Kind: Equatable, Sendable {
@@ -46,6 +48,8 @@ public struct ChannelTopics: Sendable {
         case sync(node: String)
         /// A fetch request to a manager.
         case fetch(manager: String)
+        /// A question to a manager about an access request.
+        case accessStatus(manager: String)
         /// Something else.
         case other
     }
@@ -62,6 +66,7 @@ public struct ChannelTopics: Sendable {
         case ("commits", 1): return .commit
         case ("sync", 2): return .sync(node: String(decoding: parts[1], as: UTF8.self))
         case ("fetch", 2): return .fetch(manager: String(decoding: parts[1], as: UTF8.self))
+        case ("access-status", 2): return .accessStatus(manager: String(decoding: parts[1], as: UTF8.self))
         case ("council", 3):
             switch String(decoding: parts[1], as: UTF8.self) {
             case "proposal": return .proposal

@@ -409,23 +409,41 @@ struct AccessCommand: AsyncParsableCommand {
         }
     }
 
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the decisions on access requests in a store, with the reads logged under each grant.")
+            abstract: "Show the decisions on access requests, with the reads logged under each grant.",
+            discussion: """
+                From a store (--db, or a devnet's manager with --devnet), or, with --broker (or --devnet and --key),
+                by asking a manager over MQTT 5 about one of the requester's own requests (--id), signed with the
+                requester's key.
+                """)
         @Option(help: "The SQLite store.") var db: String?
-        @Option(help: "A running devnet's directory: read a manager's store.") var devnet: String?
         @Option(help: "One request (or grant) id.") var id: String?
-        @Option(help: "Only this requester's requests.") var requester: String?
+        @Option(help: "Only this requester's requests; with --key, the requester who asks.") var requester: String?
+        @Option(help: "The requester's private key: ask a manager instead of reading a store.") var key: String?
+        @Option(help: "The channel's genesis.json (with --broker).") var genesis: String?
+        @Option(help: "The manager to ask (default: the genesis' first).") var manager: String?
+        @OptionGroup(title: "Asking a manager") var network: NetworkOptions
+
+        var asks: Bool { network.broker != nil || key != nil }
 
         func validate() throws {
-            guard (db == nil) != (devnet == nil) else { throw ValidationError("give --db or --devnet") }
+            if asks {
+                guard network.isSet, key != nil, requester != nil, id != nil else {
+                    throw ValidationError("to ask a manager, give --devnet or --broker, --key, --requester and --id")
+                }
+                if network.devnet == nil, genesis == nil { throw ValidationError("with --broker, give --genesis") }
+            } else {
+                guard (db == nil) != (network.devnet == nil) else { throw ValidationError("give --db or --devnet") }
+            }
         }
 
-        func run() throws {
+        func run() async throws {
+            if asks { return try await ask() }
             var path = db ?? ""
-            if let devnet {
-                guard let database = try DevnetFile.load(directory: devnet).anyDatabase else {
-                    throw ToolError("the devnet at \(devnet) names no database")
+            if let devnet = try network.devnetFile() {
+                guard let database = devnet.anyDatabase else {
+                    throw ToolError("the devnet at \(network.devnet ?? "") names no database")
                 }
                 path = database
             }
@@ -472,6 +490,56 @@ struct AccessCommand: AsyncParsableCommand {
             print(
                 try JSONOutput.string([
                     "channel": store.genesis.channel, "height": store.height, "requests": items,
+                ]))
+        }
+
+        /// Asks a manager about one request and prints its answer in the same shape.
+        func ask() async throws {
+            let devnetGenesis = try network.devnetFile()?.genesis
+            guard let genesisPath = genesis ?? devnetGenesis, let key, let requester, let id else {
+                throw ValidationError("give --genesis, --key, --requester and --id")
+            }
+            let genesis = try Files.genesis(genesisPath)
+            let manager = self.manager ?? genesis.managers.first?.id ?? ""
+            let client = try await network.connect(as: requester)
+            defer { client.shutdown() }
+            let access = AccessClient(
+                client: client, genesis: genesis, requester: requester, key: try Files.privateKey(key))
+            let answer: AccessStatusResponse
+            do {
+                answer = try await access.status(
+                    of: try Parse.hash(id, "--id"), from: manager, timeout: .seconds(network.timeout))
+            } catch {
+                throw ToolError("\(error)")
+            }
+            var item: [String: Any] = ["id": answer.request.hex, "requester": requester, "manager": manager]
+            switch answer.content {
+            case .refused(let refusal):
+                throw ToolError("manager \(manager) refused: \(refusal)")
+            case .denied(let committedAt, let denial):
+                item["height"] = committedAt
+                item["outcome"] = "denied"
+                item["denial"] = ["code": denial.code.rawValue, "message": denial.message]
+            case .granted(let committedAt, let mode, let kinds, let expiresAt, let revokedAt, let reads):
+                item["height"] = committedAt
+                item["outcome"] = "granted"
+                var grant: [String: Any] = [
+                    "mode": mode.name, "kinds": kinds, "expiresAt": expiresAt,
+                    "revokedAt": revokedAt.map { $0 as Any } ?? NSNull(),
+                    "live": revokedAt == nil && UInt64(Date().timeIntervalSince1970 * 1000) < expiresAt,
+                ]
+                if case .aggregates(let k) = mode { grant["k"] = k }
+                item["grant"] = grant
+                item["reads"] = reads.map { read -> [String: Any] in
+                    [
+                        "height": read.height, "manager": read.manager, "count": read.count,
+                        "servedAt": read.servedAt, "fetch": read.fetch.hex,
+                    ]
+                }
+            }
+            print(
+                try JSONOutput.string([
+                    "channel": genesis.channel, "height": answer.height, "requests": [item],
                 ]))
         }
     }

@@ -238,6 +238,27 @@ struct AccessNetworkTests {
         #expect(reads.allSatisfy { $0["manager"] as? String == "manager-1" })
         let clinicalReads = try network.status(clinicalGrant)["reads"] as? [[String: Any]] ?? []
         #expect(clinicalReads.compactMap { $0["count"] as? Int } == [Self.readingsEach + 1])
+
+        // The researcher, with no store of their own, asks a manager instead: the same decision and
+        // reads; and a manager tells no one else about them.
+        let asked = try network.ok(
+            "access", "status", "--devnet", dir, "--key", network.directory.file("researcher-1.key"), "--requester",
+            "researcher-1", "--id", grant, "--manager", "manager-2")
+        let answer = try #require(
+            (try JSONSerialization.jsonObject(with: Data(asked.utf8)) as? [String: Any])?["requests"]
+                as? [[String: Any]]
+        ).first
+        #expect(answer?["outcome"] as? String == "granted")
+        #expect((answer?["grant"] as? [String: Any])?["revokedAt"] as? Int != nil)
+        #expect(
+            (answer?["reads"] as? [[String: Any]] ?? []).compactMap { $0["count"] as? Int }.sorted()
+                == [2 * Self.readingsEach, 3 * Self.readingsEach])
+        let foreign = try network.run([
+            "access", "status", "--devnet", dir, "--key", network.directory.file("clinician-1.key"), "--requester",
+            "clinician-1", "--id", grant,
+        ])
+        #expect(foreign.status != 0)
+        #expect(foreign.stderr.contains("unknown-grant"), "\(foreign.stdout) \(foreign.stderr)")
     }
 
     /// Publishes blood-pressure readings of every device and waits for their committed receipts.
