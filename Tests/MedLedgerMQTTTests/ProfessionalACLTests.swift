@@ -32,6 +32,7 @@ struct ProfessionalACLTests {
 
             // Its own transactions: yes; another's, or a device's readings: no.
             try await first.publish(topic: hospital.topic("tx", "researcher-1"), payload: [1])
+            try await first.publish(topic: hospital.topic("access-status", "manager-1"), payload: [1])
             for topic in [hospital.topic("tx", "researcher-2"), hospital.topic("readings", "cuff-1")] {
                 do {
                     try await first.publish(topic: topic, payload: [2])
