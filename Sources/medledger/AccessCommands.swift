@@ -385,10 +385,7 @@ struct AccessCommand: AsyncParsableCommand {
                 patient: patient, study: study)
             let (signed, height) = try await signing.deliver(.accessRequest(request)) { "request \($0.id.hex)" }
             guard let height else { return }
-            guard signing.network.devnet != nil else {
-                print("the decision: medledger access status --id \(signed.id.hex)")
-                return
-            }
+            guard signing.network.devnet != nil else { return try await askDecision(signed) }
             let store = try await signing.network.devnetStore(atLeast: height)
             guard let decision = try store.accessDecision(signed.id) else {
                 throw ToolError("request \(signed.id.hex) is not in the devnet's store at height \(store.height)")
@@ -400,6 +397,38 @@ struct AccessCommand: AsyncParsableCommand {
                         + ", expires at \(FHIRExport.dateTime(grant.expiresAt)), grant \(grant.id.hex)")
             case .denied(let denial):
                 print("denied: \(denial)")
+            }
+        }
+
+        /// Asks the first manager for the decision (it may apply the block a moment after the
+        /// manager whose receipt said committed).
+        func askDecision(_ signed: SignedTransaction) async throws {
+            let (genesis, submitter, key) = try signing.identity()
+            let client = try await signing.network.connect(as: submitter)
+            defer { client.shutdown() }
+            let access = AccessClient(client: client, genesis: genesis, requester: submitter, key: key)
+            let manager = genesis.managers.first?.id ?? ""
+            for attempt in 1...20 {
+                let answer: AccessStatusResponse
+                do {
+                    answer = try await access.status(of: signed.id, from: manager)
+                } catch {
+                    throw ToolError("committed; the decision: \(error)")
+                }
+                switch answer.content {
+                case .granted(_, let mode, _, let expiresAt, _, _):
+                    print(
+                        "granted: \(mode.name)" + (Self.k(mode).map { " (k = \($0))" } ?? "")
+                            + ", expires at \(FHIRExport.dateTime(expiresAt)), grant \(signed.id.hex)")
+                    return
+                case .denied(_, let denial):
+                    print("denied: \(denial)")
+                    return
+                case .refused(let refusal) where refusal.reason == .unknownGrant && attempt < 20:
+                    try await Task.sleep(for: .milliseconds(100))
+                case .refused(let refusal):
+                    throw ToolError("committed; manager \(manager) does not tell the decision: \(refusal)")
+                }
             }
         }
 
