@@ -72,6 +72,9 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
     public var poolCapacity: Int?
     /// A file the node writes its status to (JSON) after every commit, for tools such as the devnet.
     public var statusFile: String?
+    /// How long a manager holds a fetch response for its access log to be committed before it
+    /// refuses the fetch as `unavailable`, ms (default 30,000).
+    public var accessLogWaitMs: UInt64?
 
     /// Consensus timeouts, ms.
     public struct Timeouts: Codable, Hashable, Sendable {

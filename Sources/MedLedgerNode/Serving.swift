@@ -44,8 +44,8 @@ public struct FetchCounters: Codable, Hashable, Sendable {
 
 extension LedgerNode {
     /// How long a response waits for its access log to be committed before the fetch is refused as
-    /// `unavailable`.
-    static let accessLogWait: Duration = .seconds(30)
+    /// `unavailable` (`NodeConfiguration.accessLogWaitMs`, default 30 s).
+    var accessLogWait: Duration { .milliseconds(configuration.accessLogWaitMs ?? 30_000) }
 
     /// What this manager has served and refused so far.
     public var fetchCounters: FetchCounters { serving.counters }
@@ -112,8 +112,9 @@ extension LedgerNode {
         publish(topics.transactions(configuration.id), log.bytes)
         admitTransaction(log.bytes, submitter: configuration.id)
         let logID = log.id
+        let wait = accessLogWait
         Task { [weak self] in
-            try? await Task.sleep(for: Self.accessLogWait)
+            try? await Task.sleep(for: wait)
             await self?.accessLogTimedOut(logID)
         }
     }
@@ -180,7 +181,7 @@ extension LedgerNode {
         refuse(
             held.request, grant: grant, fetch: held.fetch, now: Self.now(),
             FetchRefusal(
-                .unavailable, "the access log was not committed within \(Self.accessLogWait); nothing was served"))
+                .unavailable, "the access log was not committed within \(accessLogWait); nothing was served"))
     }
 
     func refuse(_ message: MQTTMessage, grant: Hash256, fetch: Hash256, now: UInt64, _ refusal: FetchRefusal) {

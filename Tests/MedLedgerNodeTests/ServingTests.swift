@@ -22,8 +22,9 @@ struct ServingTests {
         }
     }
 
-    func run(_ network: TestNetwork) async throws {
-        try await network.startAll()
+    /// Devices of three patients with five readings each, a researcher, two patients' consents, the
+    /// consent-study contract and the researcher's granted request.
+    func prepare(_ network: TestNetwork) async throws -> (grant: Hash256, key: PrivateKey, client: MQTTClient) {
         let channel = network.channel.genesis.channel
         let devices = (0..<3).map { ("cuff-\($0)", TestChannel.deviceKey($0), "patient-\($0)") }
         try await network.register(devices.map { (id: $0.0, key: $0.1, patient: Optional($0.2)) })
@@ -60,7 +61,6 @@ struct ServingTests {
 
         // The researcher's request, decided by the contract.
         let researcher = try await network.client("researcher-1")
-        defer { researcher.shutdown() }
         let requested = try await TransactionSubmitter(
             client: researcher, channel: channel, submitter: "researcher-1", key: researcherKey
         ).submitSigned([
@@ -70,10 +70,16 @@ struct ServingTests {
                     purpose: "cohort", study: Self.study))
         ])
         guard case .committed = requested[0].outcome else {
-            Issue.record("the request was not committed: \(requested[0].outcome)")
-            return
+            throw FixtureError("the request was not committed: \(requested[0].outcome)")
         }
-        let grant = requested[0].transaction.id
+        return (requested[0].transaction.id, researcherKey, researcher)
+    }
+
+    func run(_ network: TestNetwork) async throws {
+        try await network.startAll()
+        let (grant, researcherKey, researcher) = try await prepare(network)
+        defer { researcher.shutdown() }
+        let topics = ChannelTopics(channel: network.channel.genesis.channel)
 
         // Pages of four: ten readings of the two consenting patients, each page verified.
         let access = AccessClient(
@@ -122,5 +128,43 @@ struct ServingTests {
         }
         #expect(refusal.reason == .badSignature)
         #expect(await network.node("manager-1").fetchCounters.refused["bad-signature"] == 1)
+    }
+
+    @Test func aFetchWhoseAccessLogCannotBeCommittedServesNothing() async throws {
+        let network = try await TestNetwork(managers: 1, block: Self.block)
+        var configuration = network.configuration("manager-1")
+        configuration.accessLogWaitMs = 1500
+        let manager = try LedgerNode(configuration: configuration, logger: testLogger)
+        let running = Task { try await manager.run() }
+        do {
+            for index in 1...4 { try await network.start("validator-\(index)") }
+            try await eventually(.seconds(20), "manager-1 subscribed") { await manager.isReady }
+            let (grant, key, researcher) = try await prepare(network)
+            defer { researcher.shutdown() }
+
+            // Two of the four validators stop: no block can be committed, so no access log either.
+            await network.stop("validator-3")
+            await network.stop("validator-4")
+            let access = AccessClient(
+                client: researcher, genesis: network.channel.genesis, requester: "researcher-1", key: key)
+            let page = try await access.fetch(AccessClient.Query(grant: grant), from: "manager-1")
+            guard case .refused(let refusal) = page.response.content else {
+                Issue.record("data was served though its access log could not be committed")
+                throw FixtureError("served")
+            }
+            #expect(refusal.reason == .unavailable, "\(refusal)")
+            #expect(page.readings.isEmpty)
+            let counters = await manager.fetchCounters
+            #expect(counters.served == 0 && counters.logsPublished == 1)
+            #expect(try network.store("manager-1").accessLog(grant: grant).isEmpty)
+        } catch {
+            await manager.stop()
+            _ = try? await running.value
+            await network.shutdown()
+            throw error
+        }
+        await manager.stop()
+        _ = try? await running.value
+        await network.shutdown()
     }
 }
