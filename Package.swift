@@ -209,7 +209,9 @@ let package = Package(
             name: "MedLedgerToolTests",
             dependencies: [
                 "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "MedLedgerBroker", "MedLedgerNode",
+                "MedLedgerMQTT",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -121,6 +121,9 @@ public struct ChannelACL: Hashable, Sendable {
     public var validators: [String]
     /// Registrar ids.
     public var registrars: [String]
+    /// Registered professionals (researchers and clinicians): each may publish its own
+    /// transactions and fetch requests to managers, and read only its own receipts and responses.
+    public var professionals: [String]
     /// Identities of other hospitals' bridges connecting here.
     public var bridges: [String]
     /// Whether the bridges carry readings.
@@ -129,13 +132,15 @@ public struct ChannelACL: Hashable, Sendable {
     /// Makes an ACL.
     public init(
         channel: String, devices: [String] = [], managers: [String] = [], validators: [String] = [],
-        registrars: [String] = [], bridges: [String] = [], bridgesCarryReadings: Bool = false
+        registrars: [String] = [], professionals: [String] = [], bridges: [String] = [],
+        bridgesCarryReadings: Bool = false
     ) {
         self.channel = channel
         self.devices = devices
         self.managers = managers
         self.validators = validators
         self.registrars = registrars
+        self.professionals = professionals
         self.bridges = bridges
         self.bridgesCarryReadings = bridgesCarryReadings
     }
@@ -159,7 +164,9 @@ public struct ChannelACL: Hashable, Sendable {
                 manager, "manager",
                 [
                     "read \(base)/readings/#", "write \(base)/receipts/#", "read \(base)/tx/#",
-                    "write \(base)/tx-receipts/#", "readwrite \(base)/council/#", "readwrite \(base)/commits",
+                    "write \(base)/tx/\(manager)", "write \(base)/tx-receipts/#", "read \(base)/fetch/\(manager)",
+                    "read \(base)/access-status/\(manager)",
+                    "readwrite \(base)/council/#", "readwrite \(base)/commits",
                     "readwrite \(base)/sync/#", "readwrite medledger/v1/_responses/\(manager)",
                     "write medledger/v1/_responses/#",
                 ])
@@ -178,10 +185,21 @@ public struct ChannelACL: Hashable, Sendable {
                 registrar, "registrar",
                 ["write \(base)/tx/\(registrar)", "read \(base)/tx-receipts/\(registrar)", "read \(base)/commits"])
         }
+        for professional in professionals {
+            block(
+                professional, "researcher or clinician",
+                [
+                    "write \(base)/tx/\(professional)", "read \(base)/tx-receipts/\(professional)",
+                    "write \(base)/fetch/+", "write \(base)/access-status/+",
+                    "read medledger/v1/_responses/\(professional)/#", "read \(base)/commits",
+                ])
+        }
         for bridge in bridges {
             var rules = [
                 "readwrite \(base)/tx/#", "readwrite \(base)/council/#", "readwrite \(base)/commits",
                 "readwrite \(base)/receipts/#", "readwrite \(base)/tx-receipts/#", "readwrite \(base)/sync/#",
+                "readwrite \(base)/fetch/#", "readwrite \(base)/access-status/#",
+                "readwrite medledger/v1/_responses/#",
             ]
             if bridgesCarryReadings { rules.append("readwrite \(base)/readings/#") }
             block(bridge, "another hospital's bridge", rules)
@@ -321,6 +339,10 @@ public enum BrokerConfigs {
             topic \(base)/commits both 1
             topic \(base)/receipts/# both 1
             topic \(base)/sync/# both 1
+            topic \(base)/tx-receipts/# both 1
+            topic \(base)/fetch/# both 1
+            topic \(base)/access-status/# both 1
+            topic medledger/v1/_responses/# both 1
 
             """
         if options.carryReadings { text += "topic \(base)/readings/# both 1\n" }

@@ -218,6 +218,9 @@ public struct FetchRefusal: Error, Hashable, Sendable, CustomStringConvertible {
         case cohortTooSmall = "cohort-too-small"
         /// The request narrows to kinds outside the grant.
         case outOfScope = "out-of-scope"
+        /// The manager could not serve now (its store failed, or the access log of what it would
+        /// serve was not committed in time); nothing was served. Ask again, or ask another manager.
+        case unavailable
     }
 
     /// The reason.

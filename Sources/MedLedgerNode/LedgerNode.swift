@@ -41,6 +41,8 @@ public actor LedgerNode: Service {
     var wantedProposal: (height: UInt64, round: UInt64)?
     /// Digests of the pending readings whose signatures this manager verified when they arrived.
     var verifiedReadings: Set<Hash256> = []
+    /// Serving researchers' fetch requests (Serving.swift).
+    var serving = ServingState()
 
     // Validator state: blocks checked for a height, by proposal digest.
     var checkedBlocks: [Hash256: CheckedBlock] = [:]
@@ -179,7 +181,12 @@ public actor LedgerNode: Service {
         do {
             try await client.connect()
             var filters = [topics.commits, topics.council, topics.sync(configuration.id)]
-            if configuration.role == .manager { filters += [topics.allReadings, topics.allTransactions] }
+            if configuration.role == .manager {
+                filters += [
+                    topics.allReadings, topics.allTransactions, topics.fetch(configuration.id),
+                    topics.accessStatus(configuration.id),
+                ]
+            }
             try await client.subscribe(filters.map { MQTTSubscription($0, qos: .atLeastOnce) })
             if let web { try await webListening(web) }
         } catch {
@@ -271,7 +278,11 @@ public actor LedgerNode: Service {
             receiveCommit(message.payload)
         case .sync(let node) where node == configuration.id:
             answerSync(message)
-        case .sync, .other:
+        case .fetch(let manager) where manager == configuration.id && configuration.role == .manager:
+            answerFetch(message)
+        case .accessStatus(let manager) where manager == configuration.id && configuration.role == .manager:
+            answerAccessStatus(message)
+        case .sync, .fetch, .accessStatus, .other:
             break
         }
     }

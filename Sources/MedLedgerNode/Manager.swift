@@ -158,5 +158,6 @@ extension LedgerNode {
                 topics.transactionReceipts(signed.transaction.submitter),
                 TransactionReceipt(seq: signed.transaction.seq, status: .rejected(rejection.reason)).encoded())
         }
+        releaseServed(checked)
     }
 }

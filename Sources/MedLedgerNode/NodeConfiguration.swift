@@ -89,6 +89,10 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
         }
     }
 
+    /// How long a manager holds a fetch response for its access log to be committed before it
+    /// refuses the fetch as `unavailable`, ms (default 30,000).
+    public var accessLogWaitMs: UInt64?
+
     /// Consensus timeouts, ms.
     public struct Timeouts: Codable, Hashable, Sendable {
         /// The propose step's base timeout.

@@ -29,6 +29,10 @@ public struct ChannelTopics: Sendable {
     public func sync(_ node: String) -> String { prefix + "sync/\(node)" }
     /// The council's messages (a filter).
     public var council: String { prefix + "council/#" }
+    /// Where a manager answers researchers' fetch requests (docs/CONTRACTS.md).
+    public func fetch(_ manager: String) -> String { prefix + "fetch/\(manager)" }
+    /// Where a manager answers requesters' questions about their access requests.
+    public func accessStatus(_ manager: String) -> String { prefix + "access-status/\(manager)" }
 
     /// What a topic of this channel is.
     public enum Kind: Equatable, Sendable {
@@ -42,6 +46,10 @@ public struct ChannelTopics: Sendable {
         case commit
         /// A sync request to this node.
         case sync(node: String)
+        /// A fetch request to a manager.
+        case fetch(manager: String)
+        /// A question to a manager about an access request.
+        case accessStatus(manager: String)
         /// Something else.
         case other
     }
@@ -57,6 +65,8 @@ public struct ChannelTopics: Sendable {
         case ("tx", 2): return .transaction(submitter: String(decoding: parts[1], as: UTF8.self))
         case ("commits", 1): return .commit
         case ("sync", 2): return .sync(node: String(decoding: parts[1], as: UTF8.self))
+        case ("fetch", 2): return .fetch(manager: String(decoding: parts[1], as: UTF8.self))
+        case ("access-status", 2): return .accessStatus(manager: String(decoding: parts[1], as: UTF8.self))
         case ("council", 3):
             switch String(decoding: parts[1], as: UTF8.self) {
             case "proposal": return .proposal

@@ -49,13 +49,28 @@ public struct TransactionSubmitter: Sendable {
     public func submit(_ bodies: [TransactionBody], timeout: Duration = .seconds(60)) async throws(NodeError)
         -> [Outcome]
     {
+        try await submitSigned(bodies, timeout: timeout).map(\.outcome)
+    }
+
+    /// Submits transactions and waits for each one's final receipt, returning the signed
+    /// transaction that got it (its id is an access request's grant id).
+    /// - Parameters:
+    ///   - bodies: what the transactions do, in order.
+    ///   - timeout: the longest wait for all of them.
+    /// - Returns: one signed transaction and outcome per body, in order.
+    /// - Throws: `NodeError` on a broker failure or when the wait times out.
+    public func submitSigned(_ bodies: [TransactionBody], timeout: Duration = .seconds(60)) async throws(NodeError)
+        -> [(transaction: SignedTransaction, outcome: Outcome)]
+    {
         guard !bodies.isEmpty else { return [] }
         do {
             try await client.subscribe(topics.transactionReceipts(submitter))
         } catch {
             throw NodeError(.network, "cannot subscribe to the transaction receipts: \(error)")
         }
-        let work = Task { () throws(NodeError) -> [Outcome] in try await exchange(bodies) }
+        let work = Task { () throws(NodeError) -> [(transaction: SignedTransaction, outcome: Outcome)] in
+            try await exchange(bodies)
+        }
         let timer = Task {
             try await Task.sleep(for: timeout)
             work.cancel()
@@ -74,8 +89,11 @@ public struct TransactionSubmitter: Sendable {
     /// cancelled). What gets no final receipt within a while (no manager was subscribed yet, a
     /// receipt was lost) is sent again, the same bytes: a manager answers a committed one
     /// `committed`, and the ledger never holds it twice.
-    private func exchange(_ bodies: [TransactionBody]) async throws(NodeError) -> [Outcome] {
+    private func exchange(_ bodies: [TransactionBody]) async throws(NodeError)
+        -> [(transaction: SignedTransaction, outcome: Outcome)]
+    {
         var outcomes: [Outcome?] = Array(repeating: nil, count: bodies.count)
+        var sent: [SignedTransaction?] = Array(repeating: nil, count: bodies.count)
         let pending = PendingTransactions()
         var lastSeq: UInt64 = 0
         let client = self.client
@@ -86,6 +104,7 @@ public struct TransactionSubmitter: Sendable {
                 channel: channel, submitter: submitter, seq: lastSeq, time: Self.now(), body: bodies[index])
             do {
                 let signed = try SignedTransaction(signing: transaction, with: key)
+                sent[index] = signed
                 pending.entries.withLock { $0[transaction.seq] = (index, signed.bytes) }
                 try client.enqueue(topic: topic, payload: signed.bytes)
             } catch {
@@ -126,7 +145,7 @@ public struct TransactionSubmitter: Sendable {
             }
             pending.entries.withLock { _ = $0.removeValue(forKey: receipt.seq) }
         }
-        return outcomes.map { $0! }
+        return zip(sent, outcomes).map { ($0!, $1!) }
     }
 
     /// How long a transaction waits for its final receipt before it is sent again.

@@ -20,7 +20,9 @@ struct BrokerCommand: AsyncParsableCommand {
                 one id a line, and/or the registered devices of --db) and writes into --out:
                   dev.conf        a loopback, anonymous broker for a local devnet
                   hospital.conf   the hospital's broker: TLS on --port, authentication, the ACL, persistence
-                  acl             who may use which topic: a device only its readings and receipts
+                  acl             who may use which topic: a device only its readings and receipts; a researcher
+                                  or clinician (--professionals, or registered in --db) its transactions,
+                                  fetches to managers and its own responses
                   bridges/*.conf  one per --bridge, to another hospital's broker (MQTT 5, TLS, durable)
                   passwd          (--auth password) the Mosquitto password file; passwords.txt has the plain
                                   passwords to hand out (mode 0600; kept and reused when run again)
@@ -34,7 +36,9 @@ struct BrokerCommand: AsyncParsableCommand {
         var out: String
         @Option(help: "A file of device ids, one a line ('#' starts a comment).")
         var devices: String?
-        @Option(help: "A ledger store whose registered (not revoked) devices are added.")
+        @Option(help: "A file of researchers' and clinicians' ids, one a line ('#' starts a comment).")
+        var professionals: String?
+        @Option(help: "A ledger store whose registered (not revoked) devices and registered professionals are added.")
         var db: String?
         @Option(help: "This hospital's name, used for its bridge identity (bridge-<name>).")
         var hospital: String = "hospital-1"
@@ -91,23 +95,28 @@ struct BrokerCommand: AsyncParsableCommand {
             return (parts[0], addresses)
         }
 
+        /// Reads a file of ids, one a line, `#` starting a comment.
+        static func readIDs(_ path: String, what: String) throws -> [String] {
+            var ids: [String] = []
+            for (number, line) in try Files.readText(path, what: "\(what) list").split(
+                separator: "\n", omittingEmptySubsequences: false
+            ).enumerated() {
+                let id =
+                    line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
+                    .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                if id.isEmpty { continue }
+                guard Identifiers.isValidNodeID(id) else {
+                    throw ToolError("\(path):\(number + 1): '\(id)' is not a \(what) id ([A-Za-z0-9._-]{1,64})")
+                }
+                ids.append(id)
+            }
+            return ids
+        }
+
         func run() throws {
             let genesis = try Files.genesis("\(dir)/genesis.json")
-            var deviceIDs: [String] = []
-            if let devices {
-                for (number, line) in try Files.readText(devices, what: "device list").split(
-                    separator: "\n", omittingEmptySubsequences: false
-                ).enumerated() {
-                    let id =
-                        line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
-                        .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-                    if id.isEmpty { continue }
-                    guard Identifiers.isValidNodeID(id) else {
-                        throw ToolError("\(devices):\(number + 1): '\(id)' is not a device id ([A-Za-z0-9._-]{1,64})")
-                    }
-                    deviceIDs.append(id)
-                }
-            }
+            var deviceIDs = try devices.map { try Self.readIDs($0, what: "device") } ?? []
+            var professionals = try self.professionals.map { try Self.readIDs($0, what: "professional") } ?? []
             if let db {
                 let store: LedgerStore
                 do {
@@ -119,13 +128,16 @@ struct BrokerCommand: AsyncParsableCommand {
                     throw ToolError("\(db) holds channel '\(store.genesis.channel)', not '\(genesis.channel)'")
                 }
                 deviceIDs += store.state.devices.values.filter { !$0.revoked }.map(\.id).sorted()
+                professionals += store.state.access.professionals.keys.sorted().filter { !professionals.contains($0) }
             }
             var unique: [String] = []
             var seen = Set<String>()
             for id in deviceIDs where seen.insert(id).inserted { unique.append(id) }
-            let nodes = Set(genesis.council.map(\.id) + genesis.managers.map(\.id) + genesis.registrars.map(\.id))
+            let nodes = Set(
+                genesis.council.map(\.id) + genesis.managers.map(\.id) + genesis.registrars.map(\.id) + professionals)
             if let clash = unique.first(where: { nodes.contains($0) }) {
-                throw ToolError("device id '\(clash)' is also a node id in the genesis; MQTT usernames must be unique")
+                throw ToolError(
+                    "device id '\(clash)' is also a node's or a professional's id; MQTT usernames must be unique")
             }
 
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
@@ -135,12 +147,12 @@ struct BrokerCommand: AsyncParsableCommand {
             let acl = ChannelACL(
                 channel: genesis.channel, devices: unique, managers: genesis.managers.map(\.id),
                 validators: genesis.council.map(\.id), registrars: genesis.registrars.map(\.id),
-                bridges: acceptBridges, bridgesCarryReadings: carryReadings)
+                professionals: professionals, bridges: acceptBridges, bridgesCarryReadings: carryReadings)
             try Files.write(acl.render(), to: "\(outURL.path)/acl")
             try Files.write(BrokerConfigs.dev(port: devPort), to: "\(outURL.path)/dev.conf")
             let identities =
                 genesis.managers.map(\.id) + genesis.council.map(\.id) + genesis.registrars.map(\.id)
-                + unique + (bridges.isEmpty ? [] : [bridgeIdentity])
+                + professionals + unique + (bridges.isEmpty ? [] : [bridgeIdentity])
             try Files.write(identities.joined(separator: "\n") + "\n", to: "\(outURL.path)/identities.txt")
 
             if auth == .password {
@@ -183,7 +195,8 @@ struct BrokerCommand: AsyncParsableCommand {
             print(
                 "channel \(genesis.channel): wrote dev.conf, hospital.conf, acl (\(unique.count) device(s), "
                     + "\(genesis.managers.count) manager(s), \(genesis.council.count) validator(s), "
-                    + "\(genesis.registrars.count) registrar(s), \(acceptBridges.count) bridge(s) accepted)"
+                    + "\(genesis.registrars.count) registrar(s), \(professionals.count) researcher(s) or clinician(s), "
+                    + "\(acceptBridges.count) bridge(s) accepted)"
                     + (bridges.isEmpty ? "" : ", \(bridges.count) bridge config(s)")
                     + (auth == .password ? ", passwd and passwords.txt" : "") + " in \(outURL.path)")
             if auth == .certificate {

@@ -38,8 +38,8 @@ struct HospitalFixture {
 
     init(
         channel: String = "ward-7", devices: [String] = ["cuff-1", "cuff-2"], managers: [String] = ["manager-1"],
-        validators: [String] = ["validator-1"], registrars: [String] = ["registrar-1"], bridges: [String] = [],
-        extraIdentities: [String] = [], authentication: BrokerAuthentication = .certificate,
+        validators: [String] = ["validator-1"], registrars: [String] = ["registrar-1"], professionals: [String] = [],
+        bridges: [String] = [], extraIdentities: [String] = [], authentication: BrokerAuthentication = .certificate,
         certificates: String? = nil
     ) throws {
         directory = try TemporaryDirectory("mqtt-hospital")
@@ -47,8 +47,8 @@ struct HospitalFixture {
         self.authentication = authentication
         acl = ChannelACL(
             channel: channel, devices: devices, managers: managers, validators: validators, registrars: registrars,
-            bridges: bridges)
-        let identities = devices + managers + validators + registrars + bridges + extraIdentities
+            professionals: professionals, bridges: bridges)
+        let identities = devices + managers + validators + registrars + professionals + bridges + extraIdentities
         if let certificates {
             self.certificates = certificates
         } else {

@@ -80,6 +80,86 @@ private final class StoreAppendState: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(at: directory) }
 }
 
+/// A store holding a grant over 500 consenting patients and 3,000 of their readings, and a signed
+/// fetch request for one page of 1,000: what a manager serves for one request (docs/CONTRACTS.md).
+private final class ServeState: @unchecked Sendable {
+    // Used only from the benchmark's own thread: setup, then the measured closure, then teardown.
+    let directory: URL
+    let store: LedgerStore
+    let fetch: SignedFetchRequest
+    let now: UInt64
+
+    init() throws {
+        let inputs = Inputs.shared
+        let fixture = inputs.fixture
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("medledger-bench-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = try LedgerStore(path: directory.appendingPathComponent("ledger.sqlite").path, genesis: fixture.genesis)
+        let registration = fixture.registrationBlock(on: store.state)
+        try store.append(registration, certificate: fixture.certificate(for: registration.header))
+
+        // The researcher, the consent-study contract and every patient's consent; then the request.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../..")
+        let module = Array(try Data(contentsOf: root.appendingPathComponent("contracts/build/consent-study.wasm")))
+        let researcherKey = try PrivateKey(algorithm: .ed25519, rawBytes: [UInt8](repeating: 7, count: 32))
+        let registrar = fixture.genesis.registrars[0].id
+        var seq = UInt64(fixture.devices.count)
+        func registrarTransaction(_ body: TransactionBody) throws -> [UInt8] {
+            seq += 1
+            return try SignedTransaction(
+                signing: Transaction(
+                    channel: fixture.genesis.channel, submitter: registrar, seq: seq,
+                    time: LedgerFixture.startTime - 20_000, body: body),
+                with: fixture.registrarKey
+            ).bytes
+        }
+        var setUp = [
+            try registrarTransaction(
+                .registerProfessional(
+                    id: "researcher-1", role: .researcher, key: researcherKey.publicKey, organisation: nil)),
+            try registrarTransaction(.deployContract(ContractDeployment(name: "study", module: module))),
+        ]
+        for patient in Set(store.state.devices.values.compactMap(\.patient)).sorted() {
+            setUp.append(try registrarTransaction(.consent(patient: patient, study: "bench")))
+        }
+        let kinds = ["8480-6", "8462-4", "41653-7", "59408-5", "8867-4", "8310-5"]
+        let request = try SignedTransaction(
+            signing: Transaction(
+                channel: fixture.genesis.channel, submitter: "researcher-1", seq: 1,
+                time: LedgerFixture.startTime - 10_000,
+                body: .accessRequest(
+                    AccessRequest(
+                        contract: Hash256.sha256(module), kinds: kinds, from: 0, to: .max / 2, purpose: "benchmark",
+                        study: "bench"))),
+            with: researcherKey)
+        for (time, transactions) in [
+            (LedgerFixture.startTime - 20_000, setUp), (LedgerFixture.startTime - 10_000, [request.bytes]),
+        ] {
+            let block = Block(
+                extending: store.state, time: time, proposer: fixture.proposer,
+                body: BlockBody(readings: [], transactions: transactions))
+            try store.append(block, certificate: fixture.certificate(for: block.header))
+        }
+        guard store.state.access.grants[request.id] != nil else { fatalError("the benchmark's request was denied") }
+
+        // 3,000 readings in three blocks.
+        for index in 0..<3 {
+            let body = fixture.readingBody(index * 1000..<(index + 1) * 1000, workers: ProcessorCount.active)
+            let block = fixture.block(extending: store.state, body: body)
+            try store.append(block, certificate: fixture.certificate(for: block.header))
+        }
+        now = store.state.time + 1000
+        fetch = try SignedFetchRequest(
+            signing: FetchRequest(
+                channel: fixture.genesis.channel, requester: "researcher-1", grant: request.id, time: now,
+                nonce: [1, 2, 3], limit: 1000),
+            with: researcherKey)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+}
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: metrics, timeUnits: .automatic, warmupIterations: 3, maxDuration: .seconds(3), maxIterations: 10_000)
@@ -162,6 +242,24 @@ let benchmarks: @Sendable () -> Void = {
     ) { benchmark in
         guard let state = appendState.value else { fatalError("setup did not run") }
         for _ in benchmark.scaledIterations { try state.appendNext() }
+    }
+
+    // What a manager does on its actor for one fetch: authorize on the committed state, read a page
+    // of 1,000 covered readings (index, bodies), their batch inclusion paths and certified headers,
+    // and encode the response.
+    let serveState = StateBox<ServeState>()
+    Benchmark(
+        "LedgerStore serve + encode: a page of 1,000 readings with proofs (temp SQLite file)",
+        configuration: .init(
+            warmupIterations: 2, maxDuration: .seconds(10), maxIterations: 200,
+            setup: { serveState.value = try ServeState() }, teardown: { serveState.value = nil })
+    ) { benchmark in
+        guard let state = serveState.value else { fatalError("setup did not run") }
+        for _ in benchmark.scaledIterations {
+            let response = try state.store.serve(state.fetch, now: state.now)
+            guard response.servedCount == 1000 else { fatalError("served \(response.servedCount), not 1,000") }
+            blackHole(response.encoded())
+        }
     }
 }
 
