@@ -110,6 +110,8 @@ let package = Package(
                 "MedLedgerStore",
                 "MedLedgerBroker",
                 "MedLedgerNode",
+                "MedLedgerMQTT",
+                "MedLedgerFleet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

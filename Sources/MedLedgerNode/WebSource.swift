@@ -63,12 +63,17 @@ struct NodeWebSource: LedgerWebSource {
                 return TransactionRow(position: position, submitter: "?", seq: 0, summary: "(does not decode)")
             }
             let transaction = signed.transaction
-            var summary = "\(transaction.body.typeName) \(transaction.body.device)"
+            var summary = "\(transaction.body.typeName) \(transaction.body.subject)"
             switch transaction.body {
             case .registerDevice(_, let key, let patient):
                 summary += " (\(key.algorithm))" + (patient.map { " for \($0)" } ?? "")
             case .assignDevice(_, let patient): summary += " to \(patient)"
-            case .revokeDevice: break
+            case .registerProfessional(_, let role, _, let organisation):
+                summary += " (\(role.rawValue))" + (organisation.map { " of \($0)" } ?? "")
+            case .consent(_, let study), .withdrawConsent(_, let study): summary += " for \(study)"
+            case .recordTreatment(let clinician, _), .endTreatment(let clinician, _): summary += " by \(clinician)"
+            case .accessRequest(let request): summary += " (\(request.purpose))"
+            case .revokeDevice, .deployContract, .revokeGrant, .accessLog: break
             }
             return TransactionRow(
                 position: position, submitter: transaction.submitter, seq: transaction.seq, summary: summary)

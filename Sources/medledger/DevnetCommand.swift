@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MedLedgerBroker
 import MedLedgerCore
+import MedLedgerFleet
 import MedLedgerNode
 import MedLedgerStore
 import Synchronization
@@ -146,6 +147,12 @@ struct DevnetCommand: AsyncParsableCommand {
             say("devnet: web page of \(manager): \(url) (metrics: \(url)metrics)")
         }
 
+        var fleet: DevnetFleet?
+        if devices > 0 {
+            fleet = try await DevnetFleet.start(
+                self, directory: directory, genesis: genesis, broker: network.broker, description: description)
+        }
+
         let stop = StopSignal()
         let signalTask = Task {
             for await _ in signals {
@@ -167,14 +174,25 @@ struct DevnetCommand: AsyncParsableCommand {
                 status.finish()
                 say("devnet: node \(id) exited (\(code)); see \(directory)/logs/\(id).log")
             }
-            status.show(fleet: nil)
+            await status.show(fleet: fleet?.statusLine())
             try? await Task.sleep(for: .milliseconds(250))
         }
         status.finish()
-        say("devnet: stopping")
+        if let fleet {
+            say("devnet: stopping the fleet (waiting for the receipts in flight)")
+            _ = try await fleet.stop()
+        }
+        say("devnet: stopping the nodes")
         await network.stopAll()
         await network.broker.stop()
         try summarize(databases: databases)
+        if let fleet {
+            let report = try await fleet.audit()
+            say(report.summary())
+            guard report.isCorrect else {
+                throw ToolError("the fleet's readings do not match the ledger (\(report.mismatchCount) mismatches)")
+            }
+        }
     }
 
     /// Prints each replica's height and verifies it from genesis.
@@ -304,7 +322,9 @@ final class StatusLine: @unchecked Sendable {
         let committed = manager?.counters.readingsCommitted ?? 0
         let now = ContinuousClock.now
         samples.append((now, committed))
-        samples.removeAll { now - $0.time > .seconds(5) }
+        // The rate over the last few seconds, or since the line before when lines are further apart.
+        samples.removeAll { now - $0.time > .seconds(max(5, interval * 2)) }
+        while samples.count > 2, now - samples[1].time > .seconds(5) { samples.removeFirst() }
         var rate = 0.0
         if let first = samples.first, now - first.time > .milliseconds(500) {
             let seconds =

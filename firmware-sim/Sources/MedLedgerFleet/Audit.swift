@@ -236,3 +236,50 @@ public struct FleetReport: Sendable, Codable {
         }
     }
 }
+
+extension FleetReport {
+    /// The report for a person: what was made, sent, committed and refused, the latency, the
+    /// audit, then `extra` lines and the verdict (every reading accounted for, or the mismatches).
+    public func summary(extra: [String] = []) -> String {
+        let report = self
+        func list(_ counts: [String: Int]) -> String {
+            counts.isEmpty
+                ? "none" : counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        var lines = [
+            "fleet: \(report.devices) devices, \(report.made) messages made, \(report.sent) sent, \(report.resent) resent",
+            "  honest: \(report.honest) made, \(report.committed) committed, \(report.pending) still pending"
+                + (report.committedWithoutReceipt > 0
+                    ? " (\(report.committedWithoutReceipt) in the ledger without their receipt yet)" : ""),
+            "  faulty: \(list(report.faulty))",
+            "  rejected as expected: \(list(report.rejected))",
+        ]
+        if report.inDoubt > 0 || report.afterRevocation > 0 {
+            lines.append(
+                "  revocations: \(report.afterRevocation) readings after, \(report.inDoubt) in doubt "
+                    + "(\(report.inDoubtCommitted) committed, \(report.inDoubtRejected) refused, "
+                    + "\(report.inDoubtPending) pending)")
+        }
+        if let latency = report.latency {
+            lines.append(
+                "  latency publish→committed: p50 \(latency.p50Ms) ms, p90 \(latency.p90Ms) ms, "
+                    + "p99 \(latency.p99Ms) ms, max \(latency.maxMs) ms")
+        }
+        lines.append(
+            "  receipts: \(report.accepted) accepted, \(report.busy) busy, \(report.repeatedReceipts) repeated; "
+                + "store full \(report.storeFull)×, seq starved \(report.seqStarved)×")
+        if report.audited {
+            lines.append(
+                "  audit: heights \(report.auditedFromHeight ?? 1)...\(report.auditedHeight ?? 0), "
+                    + "\(report.auditedReadings) readings of the fleet checked")
+        }
+        lines += extra
+        if report.isCorrect {
+            lines.append("fleet: every reading accounted for" + (report.audited ? " and matched in the ledger" : ""))
+        } else {
+            lines.append("fleet: \(report.mismatchCount) MISMATCH(ES):")
+            lines += report.mismatches.map { "  - \($0)" }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -148,7 +148,7 @@ public actor Fleet {
     public struct RegistrationSummary: Sendable, Hashable, Codable {
         /// Devices registered now.
         public var registered = 0
-        /// Devices the ledger already knew (registered by an earlier run).
+        /// Devices the ledger already knew (registered by an earlier run, by this fleet or another).
         public var alreadyRegistered = 0
         /// Devices left unregistered on purpose (the `unregistered` share).
         public var leftUnregistered = 0
@@ -177,6 +177,8 @@ public actor Fleet {
                 summary.leftUnregistered += 1
             } else if !record.registered, !record.revoked {
                 todo.append(index)
+            } else if record.registered {
+                summary.alreadyRegistered += 1
             }
         }
         guard !todo.isEmpty else { return summary }
