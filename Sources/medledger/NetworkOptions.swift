@@ -11,7 +11,7 @@ import MedLedgerStore
 struct NetworkOptions: ParsableArguments {
     @Option(help: "A running devnet's directory (reads DIR/devnet.json).")
     var devnet: String?
-    @Option(help: "The broker, HOST:PORT, for a real deployment.")
+    @Option(help: "The broker for a real deployment: HOST:PORT, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS).")
     var broker: String?
     @Option(help: "A CA file: connect with TLS.")
     var tlsCa: String?
@@ -43,10 +43,31 @@ struct NetworkOptions: ParsableArguments {
     func endpoint() throws -> (host: String, port: Int) {
         if let file = try devnetFile() { return (file.broker.host, file.broker.port) }
         guard let broker else { throw ValidationError("give --devnet DIR or --broker HOST:PORT") }
-        let parts = broker.split(separator: ":")
-        guard parts.count == 2, !parts[0].isEmpty, let number = Int(parts[1]), (1...65535).contains(number) else {
-            throw ValidationError("--broker must be HOST:PORT, not '\(broker)'")
+        return try Self.parseBroker(broker, tls: tlsCa != nil)
+    }
+
+    /// `HOST:PORT`, `mqtt://HOST[:PORT]` (1883 by default) or `mqtts://HOST[:PORT]` (8883 by
+    /// default, and only with a CA file for TLS).
+    static func parseBroker(_ text: String, tls: Bool) throws -> (host: String, port: Int) {
+        var rest = Substring(text)
+        var defaultPort: Int?
+        if rest.hasPrefix("mqtt://") {
+            rest = rest.dropFirst("mqtt://".count)
+            defaultPort = 1883
+        } else if rest.hasPrefix("mqtts://") {
+            guard tls else { throw ValidationError("--broker \(text) is TLS: give --tls-ca with the CA file") }
+            rest = rest.dropFirst("mqtts://".count)
+            defaultPort = 8883
         }
+        if defaultPort != nil, rest.hasSuffix("/") { rest = rest.dropLast() }
+        let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
+        let problem = ValidationError("--broker must be HOST:PORT or mqtt[s]://HOST[:PORT], not '\(text)'")
+        guard (1...2).contains(parts.count), !parts[0].isEmpty, !parts[0].contains("/") else { throw problem }
+        guard parts.count == 2 else {
+            guard let defaultPort else { throw problem }
+            return (String(parts[0]), defaultPort)
+        }
+        guard let number = Int(parts[1]), (1...65535).contains(number) else { throw problem }
         return (String(parts[0]), number)
     }
 

@@ -119,6 +119,29 @@ struct DevnetTests {
         try await eventually("validator-3 catches up", timeout: .seconds(30)) {
             devnet.height("validator-3") >= devnet.height("manager-1") && devnet.height("manager-1") > stalled
         }
+
+        // The registrar assigns the device to another patient, by the deployment's form of the
+        // command (the broker's URL, the channel, the key): the next readings are that patient's.
+        let assigned = try ToolRunner.medledger(
+            "device", "assign", "--broker", "mqtt://\(devnet.broker)", "--channel", setup.channel,
+            "--registrar-key", devnet.file.registrarKey, "--device", setup.device, "--patient", "patient-8",
+            in: setup.directory.path)
+        #expect(assigned.status == 0 && assigned.stdout.contains("committed at height"), "\(assigned.stderr)")
+        _ = try await runDevice(setup, devnet, count: 5, name: "device-4")
+
+        // Revoked, the device's next reading is refused for it.
+        let revoked = try ToolRunner.medledger(
+            "device", "revoke", "--devnet", devnet.directory, "--device", setup.device, in: setup.directory.path)
+        #expect(revoked.status == 0 && revoked.stdout.contains("committed at height"), "\(revoked.stderr)")
+        let refused = try setup.start(
+            brokers: [devnet.broker], ["--count", "1", "--interval-ms", "20", "--timeout-ms", "30000"],
+            name: "device-5")
+        try await eventually(
+            "the revoked device's reading refused", timeout: .seconds(30), context: refused.process.report
+        ) {
+            refused.lines.contains { $0.hasPrefix("rejected seq=31 reason=revoked-device") }
+        }
+        await refused.process.stop(grace: .seconds(5))
         await restarted.stop(grace: .seconds(10))
 
         // Ctrl-C: the devnet stops everything and verifies every replica.
@@ -129,8 +152,9 @@ struct DevnetTests {
 
         let store = try LedgerStore(path: devnet.file.databases["validator-1"]!)
         let readings = try store.readings(matching: ReadingQuery(device: setup.device))
-        #expect(readings.map(\.seq) == Array(1...25))
-        #expect(readings.allSatisfy { $0.patient == "patient-7" })
+        #expect(readings.map(\.seq) == Array(1...30))
+        #expect(readings.prefix(25).allSatisfy { $0.patient == "patient-7" })
+        #expect(readings.suffix(5).allSatisfy { $0.patient == "patient-8" })
         for reading in readings {
             let signed = try SignedReading(decoding: reading.bytes)
             try signed.message.verify(with: setup.publicKey)

@@ -144,6 +144,24 @@ struct NodeToolTests {
         #expect(result.stderr.contains("http port 70000 is not a TCP port"), "\(result.stderr)")
     }
 
+    @Test func aBrokerThatIsNeitherHostAndPortNorAnMQTTURLIsRefusedByName() throws {
+        let directory = try TemporaryDirectory("device-tool")
+        defer { directory.remove() }
+        _ = try ToolRunner.medledger("keygen", "--alg", "ed25519", "--out", "registrar.key", in: directory.path)
+        for (broker, problem) in [
+            ("broker.example", "--broker must be HOST:PORT or mqtt[s]://HOST[:PORT], not 'broker.example'"),
+            ("mqtt://broker.example:99999", "not 'mqtt://broker.example:99999'"),
+            ("http://broker.example:1883", "not 'http://broker.example:1883'"),
+            ("mqtts://broker.example", "--broker mqtts://broker.example is TLS: give --tls-ca with the CA file"),
+        ] {
+            let result = try ToolRunner.medledger(
+                "device", "revoke", "--broker", broker, "--channel", "ward-9", "--registrar-key", "registrar.key",
+                "--device", "cuff-1", in: directory.path)
+            #expect(result.status != 0, "\(broker)")
+            #expect(result.stderr.contains(problem), "\(broker): \(result.stderr)")
+        }
+    }
+
     @Test func theDevnetPrintsTheFirstManagersPageWhichServesTheNetwork() async throws {
         let directory = try TemporaryDirectory("devnet-web")
         defer { directory.remove() }
