@@ -144,9 +144,5 @@ public struct AccessClient: Sendable {
         }
     }
 
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec / 1_000_000)
-    }
+    static func now() -> UInt64 { WallClock.nowMs() }
 }

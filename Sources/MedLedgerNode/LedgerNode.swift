@@ -499,12 +499,7 @@ public actor LedgerNode: Service {
         try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    /// The wall clock, ms since the Unix epoch.
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec / 1_000_000)
-    }
+    static func now() -> UInt64 { WallClock.nowMs() }
 }
 
 /// What a node counts.

@@ -151,11 +151,7 @@ public struct TransactionSubmitter: Sendable {
     /// How long a transaction waits for its final receipt before it is sent again.
     static let resendInterval: Duration = .seconds(2)
 
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec / 1_000_000)
-    }
+    static func now() -> UInt64 { WallClock.nowMs() }
 }
 
 /// The transactions a submitter waits for, by seq: the index of each and its bytes.

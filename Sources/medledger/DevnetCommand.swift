@@ -52,6 +52,10 @@ struct DevnetCommand: AsyncParsableCommand {
     var fresh = false
     @Option(help: "Seconds between status lines when the output is not a terminal.")
     var statusInterval: Double = 5
+    @Option(help: "The log format of the devnet (standard error) and of its nodes (DIR/logs): text or json.")
+    var logFormat: LogFormat = .text
+    @Option(help: "The nodes' log level (the devnet's own is warning): trace, debug, info, notice, warning, error.")
+    var logLevel = LogLevel(.info)
 
     func validate() throws {
         guard validators >= 1, validators % 3 == 1 else { throw ValidationError("--validators must be 3f+1") }
@@ -62,7 +66,7 @@ struct DevnetCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = URL(fileURLWithPath: dir).standardizedFileURL.path
         try prepare(directory)
-        LogSetup.bootstrap(format: .text, level: LogLevel(.warning))
+        LogSetup.bootstrap(format: logFormat, level: LogLevel(.warning))
         let logger = Logger(label: "medledger.devnet")
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
 
@@ -75,7 +79,9 @@ struct DevnetCommand: AsyncParsableCommand {
         } catch {
             throw ToolError("cannot start the broker: \(error)")
         }
-        let network = DevnetProcesses(directory: directory, broker: broker)
+        let network = DevnetProcesses(
+            directory: directory, broker: broker,
+            logArguments: ["--log-level", logLevel.level.rawValue, "--log-format", logFormat.rawValue])
         do {
             try await runNetwork(network, directory: directory, signals: signals)
         } catch {
@@ -230,11 +236,14 @@ final class DevnetProcesses: @unchecked Sendable {
     // @unchecked Sendable: `processes` is only touched by the devnet command's own task.
     let directory: String
     let broker: MosquittoBroker
+    /// How the nodes log (`--log-level`, `--log-format`).
+    let logArguments: [String]
     private var processes: [String: ChildProcess] = [:]
 
-    init(directory: String, broker: MosquittoBroker) {
+    init(directory: String, broker: MosquittoBroker, logArguments: [String]) {
         self.directory = directory
         self.broker = broker
+        self.logArguments = logArguments
     }
 
     /// This program, to start the nodes with.
@@ -246,7 +255,7 @@ final class DevnetProcesses: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: "\(directory)/nodes/\(id).status.json")
         do {
             processes[id] = try ChildProcess(
-                Self.executable, arguments: ["node", "--config", configuration, "--log-level", "info"],
+                Self.executable, arguments: ["node", "--config", configuration] + logArguments,
                 logPath: "\(directory)/logs/\(id).log")
         } catch {
             throw ToolError("cannot start node \(id): \(error)")

@@ -1,6 +1,7 @@
 internal import Logging
 internal import MedLedgerCore
 internal import MedLedgerMQTT
+internal import MedLedgerNode
 
 #if canImport(Glibc)
     import Glibc
@@ -125,11 +126,7 @@ actor FleetShard {
         wheel = TimingWheel(tickMs: settings.tickMs, slots: 8192, startMs: Self.nowMs())
     }
 
-    static func nowMs() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec / 1_000_000)
-    }
+    static func nowMs() -> UInt64 { WallClock.nowMs() }
 
     private func jittered(_ ms: Double, spread: Double = 0.1) -> UInt64 {
         UInt64(max(1, ms * Double.random(in: (1 - spread)...(1 + spread), using: &random)))

@@ -177,9 +177,5 @@ final class RegistrarSession: Sendable {
         return outcomes.map { $0! }
     }
 
-    static func nowMs() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec / 1_000_000)
-    }
+    static func nowMs() -> UInt64 { WallClock.nowMs() }
 }
