@@ -186,7 +186,7 @@ struct DevnetCommand: AsyncParsableCommand {
         status.finish()
         if let fleet {
             say("devnet: stopping the fleet (waiting for the receipts in flight)")
-            _ = try await fleet.stop()
+            try await fleet.stop()
         }
         say("devnet: stopping the nodes")
         await network.stopAll()

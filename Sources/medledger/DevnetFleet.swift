@@ -63,11 +63,11 @@ struct DevnetFleet {
     /// The fleet's part of the status line.
     func statusLine() async -> String { await fleet.stats().statusLine }
 
-    /// Stops publishing, waits for the receipts in flight and returns the accounting.
-    func stop() async throws -> FleetReport {
+    /// Stops publishing and waits for the receipts in flight (the accounting comes with `audit`).
+    func stop() async throws {
         await fleet.stop()
         do {
-            return try await running.value
+            _ = try await running.value
         } catch {
             throw ToolError("the fleet: \(error)")
         }
