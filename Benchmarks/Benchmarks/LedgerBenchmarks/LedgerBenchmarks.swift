@@ -93,7 +93,8 @@ private final class ServeState: @unchecked Sendable {
         let inputs = Inputs.shared
         let fixture = inputs.fixture
         directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("medledger-bench-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
+            .appendingPathComponent(
+                "medledger-bench-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         store = try LedgerStore(path: directory.appendingPathComponent("ledger.sqlite").path, genesis: fixture.genesis)
         let registration = fixture.registrationBlock(on: store.state)
