@@ -103,9 +103,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "MedLedgerBench",
+            dependencies: ["MedLedgerCore", "CMosquitto"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "medledger",
             dependencies: [
+                "MedLedgerBench",
                 "MedLedgerCore",
                 "MedLedgerStore",
                 "MedLedgerBroker",
@@ -155,6 +161,11 @@ let package = Package(
         .testTarget(
             name: "MedLedgerCoreTests",
             dependencies: ["MedLedgerCore", "MedLedgerTestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MedLedgerBenchTests",
+            dependencies: ["MedLedgerBench", "MedLedgerCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -211,7 +222,7 @@ let package = Package(
             name: "MedLedgerToolTests",
             dependencies: [
                 "MedLedgerCore", "MedLedgerStore", "MedLedgerTestSupport", "MedLedgerBroker", "MedLedgerNode",
-                "MedLedgerMQTT",
+                "MedLedgerMQTT", "MedLedgerBench",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -70,15 +70,7 @@ struct DevnetCommand: AsyncParsableCommand {
         let logger = Logger(label: "medledger.devnet")
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
 
-        // The broker.
-        _ = FileLimit.raise(to: 65_536)
-        let broker: MosquittoBroker
-        do {
-            broker = try await MosquittoBroker.start(
-                config: MosquittoConfig(text: BrokerConfigs.dev()), in: "\(directory)/broker", logger: logger)
-        } catch {
-            throw ToolError("cannot start the broker: \(error)")
-        }
+        let broker = try await DevnetSetup.startBroker(directory: directory, logger: logger)
         let network = DevnetProcesses(
             directory: directory, broker: broker,
             logArguments: ["--log-level", logLevel.level.rawValue, "--log-format", logFormat.rawValue])
@@ -106,44 +98,19 @@ struct DevnetCommand: AsyncParsableCommand {
             }
         }
         for sub in ["", "/nodes", "/data", "/logs"] { try Files.makeDirectory(directory + sub) }
-        if !manager.fileExists(atPath: "\(directory)/channel/genesis.json") {
-            let genesis = try ChannelFiles.create(
-                dir: "\(directory)/channel", channel: channel, validators: validators, managers: managers,
-                registrars: 1, alg: .ed25519,
-                block: BlockParameters(maxReadings: maxReadings, maxBytes: 1 << 20, timeoutMs: blockTimeoutMs),
-                skewMs: 300_000)
-            say("devnet: new channel '\(genesis.channel)' in \(directory)/channel")
-        }
+        let made = try DevnetSetup.makeChannel(
+            directory: directory, channel: channel, validators: validators, managers: managers,
+            block: BlockParameters(maxReadings: maxReadings, maxBytes: 1 << 20, timeoutMs: blockTimeoutMs))
+        if made { say("devnet: new channel '\(channel)' in \(directory)/channel") }
     }
 
     func runNetwork(_ network: DevnetProcesses, directory: String, signals: UnixSignalsSequence) async throws {
         let genesisPath = "\(directory)/channel/genesis.json"
         let genesis = try Files.genesis(genesisPath)
         let ids = genesis.council.map(\.id) + genesis.managers.map(\.id)
-        var databases: [String: String] = [:]
-        var nodeFiles: [String: String] = [:]
-        for id in ids {
-            let configuration = NodeConfiguration(
-                id: id, role: id.hasPrefix("validator") ? .validator : .manager, genesis: genesisPath,
-                key: ChannelFiles.keyPath(dir: "\(directory)/channel", id: id),
-                database: "\(directory)/data/\(id).sqlite",
-                broker: .init(host: network.broker.host, port: network.broker.port),
-                timeouts: .init(
-                    proposeMs: 500, proposeDeltaMs: 250, prevoteMs: 250, precommitMs: 250, retransmitMs: 500),
-                statusFile: "\(directory)/nodes/\(id).status.json", http: .init(host: "127.0.0.1", port: 0))
-            let path = "\(directory)/nodes/\(id).json"
-            try Files.write(try JSONOutput.encode(configuration), to: path)
-            databases[id] = configuration.database
-            nodeFiles[id] = path
-        }
-        let description = DevnetFile(
-            broker: .init(host: network.broker.host, port: network.broker.port), brokerPid: network.broker.pid,
-            pid: getpid(), channel: genesis.channel,
-            genesis: genesisPath, registrarId: genesis.registrars[0].id,
-            registrarKey: ChannelFiles.keyPath(dir: "\(directory)/channel", id: genesis.registrars[0].id),
-            databases: databases, nodes: nodeFiles)
-        try description.write(directory: directory)
-        for id in ids { try network.start(id, configuration: nodeFiles[id]!) }
+        let description = try DevnetSetup.writeNodeFiles(directory: directory, broker: network.broker)
+        let databases = description.databases
+        for id in ids { try network.start(id, configuration: description.nodes[id]!) }
         say(
             "devnet: broker \(network.broker.host):\(network.broker.port), channel '\(genesis.channel)', "
                 + "\(genesis.council.count) validators, \(genesis.managers.count) managers; \(directory)/devnet.json")
@@ -275,6 +242,9 @@ final class DevnetProcesses: @unchecked Sendable {
         }
         throw ToolError("the nodes did not start within \(limit); see \(directory)/logs")
     }
+
+    /// Each running node's process id.
+    var pids: [String: Int32] { processes.mapValues(\.pid) }
 
     /// The first node that is no longer running, if any.
     func exited() -> String? { processes.sorted { $0.key < $1.key }.first { !$0.value.isRunning }?.key }

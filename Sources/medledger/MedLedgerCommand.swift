@@ -9,7 +9,7 @@ struct MedLedgerCommand: AsyncParsableCommand {
         subcommands: [
             KeygenCommand.self, ChannelCommand.self, ReadingCommand.self, VerifyCommand.self, SampleChainCommand.self,
             QueryCommand.self, VerifyProofCommand.self, NodeCommand.self, DevnetCommand.self, DeviceCommand.self,
-            BrokerCommand.self,
+            BrokerCommand.self, BenchCommand.self,
             // Access contracts (docs/CONTRACTS.md).
             ContractCommand.self, ConsentCommand.self, ProfessionalCommand.self, TreatmentCommand.self,
             AccessCommand.self,

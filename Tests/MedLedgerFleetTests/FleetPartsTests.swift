@@ -53,6 +53,23 @@ struct FleetPartsTests {
         #expect(exact.summary?.meanMs == 8.25)
     }
 
+    @Test func anIntervalsLatenciesAreALaterSnapshotLessAnEarlierOne() throws {
+        var running = LatencyHistogram()
+        for value in 1...500 { running.record(UInt64(value)) }
+        let earlier = running
+        for _ in 0..<100 { running.record(10) }
+        running.record(40)
+        let interval = running.subtracting(earlier)
+        #expect(interval.count == 101)
+        #expect(interval.percentile(0.5) == 10)
+        #expect(interval.percentile(1) == 40)
+        #expect(interval.total == 1040)
+        // A new largest latency is known exactly.
+        running.record(2000)
+        #expect(running.subtracting(earlier).maximum == 2000)
+        #expect(running.subtracting(running).count == 0)
+    }
+
     @Test func aFleetFileGrowsDeterministicallyAndSurvivesAWriteAndARead() throws {
         let directory = try TemporaryDirectory("fleet-file")
         defer { directory.remove() }

@@ -455,6 +455,13 @@ public actor Fleet {
         }
     }
 
+    /// Every latency recorded so far (take two and `subtracting` for an interval).
+    public func latencyHistogram() async -> LatencyHistogram {
+        var latency = LatencyHistogram()
+        for shard in shards { latency.merge(await shard.latencies()) }
+        return latency
+    }
+
     /// The live status: counts, committed per second over the last ten seconds, latency
     /// percentiles, rejections, what is pending.
     public func stats() async -> FleetStats {

@@ -48,6 +48,22 @@ public struct LatencyHistogram: Hashable, Sendable {
         maximum = max(maximum, other.maximum)
     }
 
+    /// The latencies recorded here and not in `earlier`, an earlier snapshot of this histogram
+    /// (what was recorded between the two).
+    public func subtracting(_ earlier: LatencyHistogram) -> LatencyHistogram {
+        var out = LatencyHistogram()
+        for index in buckets.indices {
+            let count = buckets[index] &- min(buckets[index], earlier.buckets[index])
+            out.buckets[index] = count
+            out.count += count
+            if count > 0 { out.maximum = max(out.maximum, Self.lowerBound(index)) }
+        }
+        out.total = total &- min(total, earlier.total)
+        // The largest latency of the interval is known only to its bucket, unless it is the largest of all.
+        if maximum > earlier.maximum { out.maximum = maximum }
+        return out
+    }
+
     /// The latency below which a fraction of them lie (the bucket's lower bound), ms; nil when empty.
     /// - Parameter fraction: 0...1 (0.5: the median; 0.99: the 99th percentile).
     public func percentile(_ fraction: Double) -> UInt64? {

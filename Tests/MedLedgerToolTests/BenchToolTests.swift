@@ -1,0 +1,78 @@
+import Foundation
+import MedLedgerBench
+import MedLedgerTestSupport
+import Testing
+
+/// `medledger bench` as a user runs it (quick, small): a real broker, real node processes, the
+/// fleet in the bench's process; then its files, `bench compare` and `bench plan`.
+@Suite("medledger bench", .serialized)
+struct BenchToolTests {
+    func bench(_ directory: TemporaryDirectory) throws -> ToolRunner.Result {
+        let process = try ToolRunner.start(
+            ToolRunner.medledgerPath,
+            [
+                "bench", "--quick", "--dir", directory.file("work"), "--out", directory.file("results"), "--devices",
+                "40", "--start-rate", "40", "--max-steps", "2", "--warmup", "1", "--measure", "2",
+            ], in: directory.path)
+        return ToolRunner.finish(process, timeout: 240)
+    }
+
+    @Test func aQuickRunMeasuresEveryPartAndWritesItsResultAndPage() throws {
+        let directory = try TemporaryDirectory("bench")
+        defer { directory.remove() }
+        let first = try bench(directory)
+        let context = "\(first.stdout)\n\(first.stderr)"
+        try #require(first.status == 0, "\(context)")
+        let result = try BenchResult.load(directory.file("results/latest.json"))
+        // (1) the bare rates, the broker's through plain libmosquitto.
+        #expect(result.bare.ed25519OneCore > 0 && result.bare.es256AllCores > 0 && result.bare.sha256MBPerSecond > 0)
+        #expect((result.bare.brokerQoS1PerSecond ?? 0) > 1000, "\(context)")
+        // (2) the pipeline: two steps of the search, then half load, all of them committing.
+        #expect(result.pipeline.steps.count == 2, "\(context)")
+        #expect(result.pipeline.steps.map(\.requestedPerSecond).first == 40)
+        for step in result.pipeline.steps { #expect(step.committedPerSecond > 0, "\(context)") }
+        let half = try #require(result.pipeline.halfLoad)
+        #expect(half.latency != nil && half.committedPerSecond > 0, "\(context)")
+        #expect(result.pipeline.sustainedPerSecond == result.pipeline.steps.map(\.committedPerSecond).max())
+        #expect(result.pipeline.timeline.count >= 6, "\(context)")
+        #expect(result.memory.contains { $0.role == "validator" && $0.residentMiB > 1 && $0.height > 0 })
+        #expect(result.sizing.managerCPUMsPerReading ?? 0 > 0)
+        // (3) the ratios.
+        #expect(result.ratios.verificationsPerReading == 5)
+        #expect(abs(result.ratios.signatureBoundPerSecond - result.bare.ed25519AllCores / 5) < 1e-6)
+        #expect(result.ratios.throughputToSignatureBound > 0)
+        #expect(first.stdout.contains("throughput / signature bound: "), "\(context)")
+        let page = try String(contentsOfFile: directory.file("results/latest.html"), encoding: .utf8)
+        #expect(page.contains("<svg") && page.contains("Throughput over time"))
+        #expect(!page.contains("Earlier runs"))
+
+        // A second run compares itself with the first.
+        let second = try bench(directory)
+        try #require(second.status == 0, "\(second.stdout)\n\(second.stderr)")
+        let again = try String(contentsOfFile: directory.file("results/latest.html"), encoding: .utf8)
+        #expect(again.contains("Earlier runs"))
+        let runs = try FileManager.default.contentsOfDirectory(atPath: directory.file("results")).filter {
+            $0.hasPrefix("bench-") && $0.hasSuffix(".json")
+        }.sorted()
+        #expect(runs.count == 2, "\(runs)")
+        let compared = try ToolRunner.medledger(
+            "bench", "compare", directory.file("results/\(runs[0])"), directory.file("results/\(runs[1])"),
+            in: directory.path)
+        #expect(compared.status == 0, "\(compared.stderr)")
+        #expect(compared.stdout.contains("sustained readings/s"), "\(compared.stdout)")
+
+        let plan = try ToolRunner.medledger(
+            "bench", "plan", "--result", directory.file("results/latest.json"), "--devices", "1000", "--rate", "0.5",
+            in: directory.path)
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("500.0 readings/s from 1000 devices"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("validators: 4"), "\(plan.stdout)")
+
+        // Bad inputs are named.
+        let notAResult = try ToolRunner.medledger(
+            "bench", "compare", directory.file("results/latest.html"), in: directory.path)
+        #expect(notAResult.status != 0 && notAResult.stderr.contains("not a bench result"), "\(notAResult.stderr)")
+        let badShape = try ToolRunner.medledger("bench", "--validators", "5", in: directory.path)
+        #expect(badShape.status != 0 && badShape.stderr.contains("3f+1"), "\(badShape.stderr)")
+    }
+}
