@@ -285,8 +285,17 @@ struct FleetNetworkTests {
                 "--duration", "1.5", "--state", state.file("fleet"), "--audit-db",
                 network.databasePath("validator-1"), "--status-interval", "0", "--faults", "malformed=0.1",
             ]
-            let good = try ToolRunner.run(executable, common + ["--json"], in: state.path)
+            let good = try ToolRunner.run(
+                executable, common + ["--json", "--log-format", "json", "--log-level", "info"], in: state.path)
             #expect(good.status == 0, "\(good.stderr)\n\(good.stdout)")
+            // Its log: one JSON object a line, the fleet's start among them.
+            let logLines = good.stderr.split(separator: "\n").map {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+            }
+            #expect(!logLines.isEmpty && logLines.allSatisfy { $0 != nil }, "\(good.stderr)")
+            #expect(
+                logLines.contains { $0?["message"] as? String == "fleet running" && $0?["devices"] as? String == "4" },
+                "\(good.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(good.stdout.utf8)) as? [String: Any]
             let report = try #require(object?["report"] as? [String: Any])
             #expect(report["mismatchCount"] as? Int == 0)

@@ -110,6 +110,8 @@ struct FleetCommand: AsyncParsableCommand {
     var statusInterval: Double = 5
     @Option(help: "The log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "warning"
+    @Option(help: "The log format on standard error: text, or json (one object a line).")
+    var logFormat: String = "text"
 
     func validate() throws {
         guard devices >= 1 else { throw ValidationError("--devices must be at least 1") }
@@ -121,6 +123,7 @@ struct FleetCommand: AsyncParsableCommand {
         guard devnet != nil || channel != nil || genesis != nil else {
             throw ValidationError("give --channel, --genesis or --devnet")
         }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue))")
         }
@@ -149,11 +152,7 @@ struct FleetCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel)!
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LogBootstrap.bootstrap(json: logFormat == "json", level: level)
         let logger = Logger(label: "medledger.fleet")
         do {
             let code = try await execute(logger: logger)
