@@ -55,6 +55,7 @@ let package = Package(
                 "MedLedgerCore",
                 .product(name: "WasmKit", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
+                .product(name: "WAT", package: "WasmKit"),
             ],
             swiftSettings: strictSettings
         ),

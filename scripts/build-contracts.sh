@@ -4,7 +4,8 @@
 #
 #   scripts/build-contracts.sh [--out DIR] [--check]
 #
-# Writes DIR/<name>.wasm (default contracts/build) and DIR/SHA256SUMS. With --check it builds
+# Writes DIR/<name>.wasm (default contracts/build) and DIR/SHA256SUMS, from src/*.c, tests/*.c
+# (test-<name>.wasm) and src/*.wat. With --check it builds
 # into a temporary directory and compares with contracts/build: exit 1 when a module differs.
 # Uses the toolchain's clang (CLANG overrides it; default /opt/swift/usr/bin/clang, else clang on
 # PATH) with wasm-ld. The flags leave no path, time or build id in the output: -nostdlib
@@ -29,6 +30,8 @@ if [ "$check" -eq 1 ]; then
     trap 'rm -rf "$out"' EXIT
 fi
 
+# MEDLEDGER as given may be relative to where the script was started.
+[ -n "${MEDLEDGER:-}" ] && MEDLEDGER="$(realpath "$MEDLEDGER")"
 clang="${CLANG:-/opt/swift/usr/bin/clang}"
 [ -x "$clang" ] || clang="$(command -v clang || true)"
 [ -n "$clang" ] || { echo "build-contracts: no clang (set CLANG)" >&2; exit 1; }
@@ -49,6 +52,19 @@ for source in src/*.c tests/*.c; do
     read -r -a extra <<< "$(sed -n 's/^ *\*\{0,1\} *link: //p' "$source" | head -n 1)"
     "$clang" "${flags[@]}" "${extra[@]}" -o "$out/$name.wasm" "$source"
 done
+# Contracts in WebAssembly text, compiled by `medledger contract compile` (WasmKit's parser; no
+# name or other custom section). MEDLEDGER names the tool; by default it is built here.
+wat_sources=(src/*.wat)
+if [ -e "${wat_sources[0]}" ]; then
+    medledger="${MEDLEDGER:-}"
+    if [ -z "$medledger" ]; then
+        (cd "$root" && swift build --product medledger >&2)
+        medledger="$(cd "$root" && swift build --show-bin-path)/medledger"
+    fi
+    for source in "${wat_sources[@]}"; do
+        "$medledger" contract compile "$source" --out "$out/$(basename "$source" .wat).wasm" > /dev/null
+    done
+fi
 (cd "$out" && sha256sum -- *.wasm > SHA256SUMS)
 "$clang" --version | head -n 1 > "$out/TOOLCHAIN"
 

@@ -187,7 +187,39 @@ enum Parse {
 struct ContractCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contract", abstract: "Deploy and list access contracts (WebAssembly modules).",
-        subcommands: [Deploy.self, List.self])
+        subcommands: [Compile.self, Deploy.self, List.self])
+
+    struct Compile: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compile a contract written in WebAssembly text (WAT) into a module.",
+            discussion: """
+                The same text always gives the same bytes (no name section or other custom section), so a \
+                WAT contract's module is reproducible like the C ones. The module is checked as validators will \
+                run it (docs/CONTRACTS.md) and refused, naming why, unless --force.
+                """)
+
+        @Argument(help: "The WAT file.")
+        var source: String
+        @Option(help: "Where to write the module (.wasm).")
+        var out: String
+        @Flag(help: "Write even a module the runner would refuse.")
+        var force = false
+
+        func run() throws {
+            let text = String(decoding: try Files.read(source, what: "WAT source"), as: UTF8.self)
+            let module: [UInt8]
+            do {
+                module = try ContractText.compile(text)
+            } catch {
+                throw ToolError("\(source): \(error)")
+            }
+            if !force, let denial = ContractModuleCheck.check(module) {
+                throw ToolError("\(source) would deny every request: \(denial) (use --force to write it anyway)")
+            }
+            try Files.write(module, to: out)
+            say("\(out): \(module.count) bytes, contract \(Hash256.sha256(module).hex)")
+        }
+    }
 
     struct Deploy: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -32,7 +32,11 @@ struct ReproducibleBuildTests {
         for round in 1...2 {
             let out = directory.file("build-\(round)")
             let result = try ToolRunner.run(
-                "/bin/bash", [ShippedContracts.repositoryRoot + "/scripts/build-contracts.sh", "--out", out],
+                "/usr/bin/env",
+                [
+                    "MEDLEDGER=\(ToolRunner.medledgerPath)", "/bin/bash",
+                    ShippedContracts.repositoryRoot + "/scripts/build-contracts.sh", "--out", out,
+                ],
                 in: directory.path)
             #expect(result.status == 0, "\(result.stderr)")
             let built = try String(contentsOfFile: out + "/SHA256SUMS", encoding: .utf8)

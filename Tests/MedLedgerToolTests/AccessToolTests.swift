@@ -101,6 +101,33 @@ struct AccessToolTests {
         return (channel, contract)
     }
 
+    @Test func aWATContractCompilesToTheCommittedModuleAndABadOneIsNamed() throws {
+        let directory = try TemporaryDirectory("wat")
+        defer { directory.remove() }
+        let root = ShippedContracts.repositoryRoot
+        let compiled = try ToolRunner.medledger(
+            "contract", "compile", root + "/contracts/src/recent-study.wat", "--out", directory.file("r.wasm"),
+            in: directory.path)
+        #expect(compiled.status == 0, "\(compiled.stderr)")
+        #expect(compiled.stdout.contains("contract 039a86fe258a46ea"), "\(compiled.stdout)")
+        #expect(
+            FileManager.default.contents(atPath: directory.file("r.wasm"))
+                == FileManager.default.contents(atPath: ShippedContracts.directory + "/recent-study.wasm"))
+        // Floating point is refused at deployment (validators would deny every request).
+        try "(module (func (export \"decide\") (drop (f32.const 1))))".write(
+            toFile: directory.file("undecided.wat"), atomically: true, encoding: .utf8)
+        let undecided = try ToolRunner.medledger(
+            "contract", "compile", directory.file("undecided.wat"), "--out", directory.file("u.wasm"),
+            in: directory.path)
+        #expect(undecided.status != 0 && undecided.stderr.contains("would deny every request"), "\(undecided.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.file("u.wasm")))
+        try "(module\n (func (i32.nonsense)))".write(
+            toFile: directory.file("bad.wat"), atomically: true, encoding: .utf8)
+        let bad = try ToolRunner.medledger(
+            "contract", "compile", directory.file("bad.wat"), "--out", directory.file("b.wasm"), in: directory.path)
+        #expect(bad.status != 0 && bad.stderr.contains("not a valid WAT module at line 2"), "\(bad.stderr)")
+    }
+
     @Test func aResearcherRequestsFetchesAndVerifies() throws {
         let (channel, contract) = try channel()
         defer { channel.directory.remove() }
