@@ -102,6 +102,20 @@ public final class TestNetwork: @unchecked Sendable {
     /// A running node.
     public func node(_ id: String) -> LedgerNode { nodes[id]!.node }
 
+    /// Every running node's height and counters, a line each: what a test prints when the network
+    /// did not do what it should (a stall shows in the timeouts, retransmissions and proposals).
+    public func describe() async -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var lines: [String] = []
+        for id in nodes.keys.sorted() {
+            let node = nodes[id]!.node
+            let counters = (try? encoder.encode(await node.counters)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+            lines.append("\(id): height \(await node.height), counters \(counters)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// The heights of the running nodes.
     public func heights() async -> [String: UInt64] {
         var heights: [String: UInt64] = [:]

@@ -51,7 +51,9 @@ func fleetOptions(_ network: TestNetwork, devices: Int, state: String) -> FleetO
 /// Runs a fleet to the end and audits it against a validator's replica.
 func runAndAudit(_ fleet: Fleet, _ network: TestNetwork, from height: UInt64 = 1) async throws -> FleetReport {
     let report = try await within(.seconds(90), "the fleet's run") { try await fleet.run() }
-    #expect(report.pending == 0, "\(report.mismatches)")
+    if report.pending != 0 {
+        Issue.record("\(report.pending) readings pending: \(report.mismatches)\n\(await network.describe())")
+    }
     return try await fleet.audit(againstDatabase: network.databasePath("validator-2"), fromHeight: height)
 }
 
