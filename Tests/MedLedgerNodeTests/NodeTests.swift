@@ -288,6 +288,12 @@ struct ByzantineTests {
                 }
                 return true
             }
+            // And in the metrics an operator scrapes (exported from the counters within a second).
+            let url = try #require(await network.node("validator-1").httpURL, "the validator serves HTTP")
+            try await eventually(.seconds(10), "the evidence in validator-1's metrics") {
+                (try PrometheusText(try await httpGet(url + "metrics").body).value("medledger_evidence_total") ?? 0)
+                    >= 1
+            }
             let journal = try NodeJournal(path: network.databasePath("validator-1") + ".journal")
             let evidence = try journal.evidence()
             #expect(!evidence.isEmpty)

@@ -200,6 +200,8 @@ struct ObservabilityTests {
                 return (metrics.value("medledger_round_changes_total") ?? 0) >= 2
                     && (metrics.value("medledger_timeouts_total", ["step": "propose"]) ?? 0) >= 1
                     && (metrics.value("medledger_round") ?? 0) >= 2
+                    // A round that makes no progress sends its votes again.
+                    && (metrics.value("medledger_retransmissions_total") ?? 0) >= 1
             }
             #expect(try await scrape().value("medledger_height") == 0)
             restarted = try await network.broker.restart()
