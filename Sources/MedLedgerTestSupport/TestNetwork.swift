@@ -58,6 +58,9 @@ public final class TestNetwork: @unchecked Sendable {
     /// A node's database.
     public func databasePath(_ id: String) -> String { directory.file("\(id).sqlite") }
 
+    /// The managers' pool capacity for nodes started from now on (nil: the default).
+    public var poolCapacity: Int?
+
     /// A node's configuration.
     public func configuration(_ id: String) -> NodeConfiguration {
         let role: NodeConfiguration.Role =
@@ -65,7 +68,7 @@ public final class TestNetwork: @unchecked Sendable {
         return NodeConfiguration(
             id: id, role: role, genesis: genesisPath, key: role == .observer ? nil : keyPath(id),
             database: databasePath(id), broker: .init(host: broker.host, port: broker.port), timeouts: Self.timeouts,
-            http: .init(host: "127.0.0.1", port: 0))
+            poolCapacity: poolCapacity, http: .init(host: "127.0.0.1", port: 0))
     }
 
     /// Starts a node (again, after `stop`, from its store and journal) and waits until it is

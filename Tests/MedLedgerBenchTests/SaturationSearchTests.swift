@@ -104,7 +104,7 @@ struct BoundsAndSizingTests {
 @Suite("The bare rates")
 struct BareRateTests {
     @Test func verificationAndHashingRatesArePositiveAndAllCoresAreNoSlowerThanOne() {
-        let rates = BareRates.measureCompute(seconds: 0.1, cores: 2)
+        let rates = BareRates.measureCompute(seconds: 0.05, cores: 2)
         #expect(rates.ed25519OneCore > 100)
         #expect(rates.es256OneCore > 100)
         #expect(rates.sha256MBPerSecond > 1)

@@ -184,6 +184,50 @@ struct ObservabilityTests {
         }
     }
 
+    @Test func aFullPoolAnswersBusyAndCountsIt() async throws {
+        let network = try await TestNetwork(managers: 1, block: Self.block)
+        do {
+            try await network.startAll()
+            let device = helper.devices(1)[0]
+            try await network.register([device])
+            // The council loses its quorum, so nothing leaves the manager's pool of 5 readings.
+            await network.stop("validator-1")
+            await network.stop("validator-2")
+            await network.stop("manager-1")
+            network.poolCapacity = 5
+            let manager = try await network.start("manager-1")
+            let url = try #require(await manager.httpURL, "the manager serves HTTP")
+            let topics = ChannelTopics(channel: network.channel.genesis.channel)
+            let client = try await network.client(device.id)
+            defer { client.shutdown() }
+            try await client.subscribe(topics.receipts(device.id))
+            for seq in UInt64(1)...8 {
+                let reading = network.channel.reading(device: device.id, key: device.key, seq: seq)
+                try await client.publish(topic: topics.readings(device.id), payload: reading.bytes)
+            }
+            let answers = try await within(.seconds(20), "eight answers") { () -> [UInt64: Receipt.Status] in
+                var answers: [UInt64: Receipt.Status] = [:]
+                for await message in client.messages {
+                    guard let receipt = try? Receipt(decoding: message.payload) else { continue }
+                    answers[receipt.seq] = receipt.status
+                    if answers.count == 8 { break }
+                }
+                return answers
+            }
+            #expect((1...5).allSatisfy { answers[UInt64($0)] == .accepted }, "\(answers)")
+            #expect((6...8).allSatisfy { answers[UInt64($0)] == .busy }, "\(answers)")
+            try await eventually(.seconds(10), "the busy readings and the full pool in the metrics") {
+                let metrics = try PrometheusText(try await httpGet(url + "metrics").body)
+                return metrics.value("medledger_readings_busy_total") == 3
+                    && metrics.value("medledger_mempool_readings") == 5
+            }
+        } catch {
+            await network.shutdown()
+            throw error
+        }
+        await network.shutdown()
+    }
+
     @Test func idleRoundsAndABrokerRestartShowInTheMetrics() async throws {
         let network = try await TestNetwork(managers: 1, block: Self.block)
         var restarted: MosquittoBroker?

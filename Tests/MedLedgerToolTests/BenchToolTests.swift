@@ -7,19 +7,47 @@ import Testing
 /// fleet in the bench's process; then its files, `bench compare` and `bench plan`.
 @Suite("medledger bench", .serialized)
 struct BenchToolTests {
+    /// One small run: few devices at a low rate, one step of the search, short bare measurements,
+    /// so that the suite's other network tests keep their cores.
     func bench(_ directory: TemporaryDirectory) throws -> ToolRunner.Result {
         let process = try ToolRunner.start(
             ToolRunner.medledgerPath,
             [
                 "bench", "--quick", "--dir", directory.file("work"), "--out", directory.file("results"), "--devices",
-                "40", "--start-rate", "40", "--max-steps", "2", "--warmup", "1", "--measure", "2",
+                "10", "--start-rate", "20", "--max-steps", "1", "--warmup", "1", "--measure", "2", "--bare-seconds",
+                "0.05", "--broker-messages", "2000",
             ], in: directory.path)
         return ToolRunner.finish(process, timeout: 240)
+    }
+
+    /// An earlier result, as a run of yesterday would have left it.
+    func earlierResult(_ directory: TemporaryDirectory) throws {
+        var pipeline = PipelineRun(validators: 4, managers: 1)
+        pipeline.sustainedPerSecond = 12.5
+        let result = BenchResult(
+            startedAt: "2026-01-01T00:00:00Z",
+            machine: Machine(cores: 2, cpu: "earlier", memoryGiB: 24, system: "Debian", build: "release"),
+            settings: BenchSettings(
+                validators: 4, managers: 1, devices: 10, maxReadings: 500, blockTimeoutMs: 50, warmupSeconds: 1,
+                measureSeconds: 2, seed: 1, quick: true),
+            bare: BareRates(
+                cores: 2, ed25519OneCore: 1, ed25519AllCores: 2, es256OneCore: 1, es256AllCores: 2,
+                sha256MBPerSecond: 1, brokerQoS1PerSecond: nil),
+            pipeline: pipeline,
+            ratios: Ratios(
+                verificationsPerReading: 5, signatureBoundPerSecond: 0.4, throughputToSignatureBound: 31.25,
+                brokerMessagesPerReading: 6, brokerShare: nil),
+            sizing: Sizing(
+                managerCPUMsPerReading: nil, validatorCPUMsPerReading: nil, diskBytesPerReading: nil,
+                managerResidentMiB: nil, validatorResidentMiB: nil, sustainedPerSecond: 12.5))
+        try FileManager.default.createDirectory(atPath: directory.file("results"), withIntermediateDirectories: true)
+        try result.json().write(to: URL(fileURLWithPath: directory.file("results/bench-2026-01-01T000000Z.json")))
     }
 
     @Test func aQuickRunMeasuresEveryPartAndWritesItsResultAndPage() throws {
         let directory = try TemporaryDirectory("bench")
         defer { directory.remove() }
+        try earlierResult(directory)
         let first = try bench(directory)
         let context = "\(first.stdout)\n\(first.stderr)"
         try #require(first.status == 0, "\(context)")
@@ -28,8 +56,8 @@ struct BenchToolTests {
         #expect(result.bare.ed25519OneCore > 0 && result.bare.es256AllCores > 0 && result.bare.sha256MBPerSecond > 0)
         #expect((result.bare.brokerQoS1PerSecond ?? 0) > 1000, "\(context)")
         // (2) the pipeline: two steps of the search, then half load, all of them committing.
-        #expect(result.pipeline.steps.count == 2, "\(context)")
-        #expect(result.pipeline.steps.map(\.requestedPerSecond).first == 40)
+        #expect(result.pipeline.steps.count == 1, "\(context)")
+        #expect(result.pipeline.steps.map(\.requestedPerSecond).first == 20)
         // Every step offered load and the pipeline committed some of it (a step's window is short:
         // on a loaded machine one may commit nothing, so the sum is what is checked).
         for step in result.pipeline.steps { #expect(step.offeredPerSecond > 0, "\(context)") }
@@ -38,7 +66,7 @@ struct BenchToolTests {
         #expect(half.offeredPerSecond > 0 && half.requestedPerSecond > 0, "\(context)")
         #expect(result.pipeline.sustainedPerSecond > 0, "\(context)")
         #expect(result.pipeline.sustainedPerSecond == result.pipeline.steps.map(\.committedPerSecond).max())
-        #expect(result.pipeline.timeline.count >= 6, "\(context)")
+        #expect(result.pipeline.timeline.count >= 4, "\(context)")
         #expect(result.memory.contains { $0.role == "validator" && $0.residentMiB > 1 && $0.height > 0 })
         #expect(result.pipeline.steps.contains { ($0.cpuMsPerReading?["manager"] ?? 0) > 0 }, "\(context)")
         // (3) the ratios.
@@ -46,15 +74,10 @@ struct BenchToolTests {
         #expect(abs(result.ratios.signatureBoundPerSecond - result.bare.ed25519AllCores / 5) < 1e-6)
         #expect(result.ratios.throughputToSignatureBound > 0)
         #expect(first.stdout.contains("throughput / signature bound: "), "\(context)")
+        // The page, with the earlier run of the same directory compared.
         let page = try String(contentsOfFile: directory.file("results/latest.html"), encoding: .utf8)
         #expect(page.contains("<svg") && page.contains("Throughput over time"))
-        #expect(!page.contains("Earlier runs"))
-
-        // A second run compares itself with the first.
-        let second = try bench(directory)
-        try #require(second.status == 0, "\(second.stdout)\n\(second.stderr)")
-        let again = try String(contentsOfFile: directory.file("results/latest.html"), encoding: .utf8)
-        #expect(again.contains("Earlier runs"))
+        #expect(page.contains("Earlier runs") && page.contains("2026-01-01T00:00:00Z"))
         let runs = try FileManager.default.contentsOfDirectory(atPath: directory.file("results")).filter {
             $0.hasPrefix("bench-") && $0.hasSuffix(".json")
         }.sorted()
