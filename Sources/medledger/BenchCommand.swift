@@ -131,17 +131,20 @@ struct BenchRunCommand: AsyncParsableCommand {
         for row in BenchReport.text(bareOnly: bare) { say("  " + row) }
 
         // (2) The pipeline to saturation, then at half of what it sustained.
-        let criteria = Saturation.Criteria()
-        let shape = BenchShape(
-            validators: validators, managers: managers,
-            block: BlockParameters(maxReadings: maxReadings, maxBytes: 1 << 20, timeoutMs: blockTimeoutMs))
+        func block(_ most: Int) -> BlockParameters {
+            BlockParameters(maxReadings: most, maxBytes: 1 << 20, timeoutMs: blockTimeoutMs)
+        }
+        func runner(_ network: BenchNetwork, devices: Int, fleet: String) -> LoadRunner {
+            LoadRunner(
+                network: network, devices: devices, fleetDirectory: "\(work)/fleet-\(fleet)", seed: seed,
+                warmup: settings.warmup, measure: settings.measure, criteria: Saturation.Criteria(), logger: logger)
+        }
+        let shape = BenchShape(validators: validators, managers: managers, block: block(maxReadings))
         let base = try await BenchNetwork.start(shape, directory: "\(work)/\(shape.name)", logger: logger)
         var memory: [MemorySample] = []
         var pipeline = PipelineRun(validators: validators, managers: managers)
         var search = SaturationSearch(start: startRate, factor: factor, maxSteps: settings.maxSteps)
-        let loader = LoadRunner(
-            network: base, devices: devices, fleetDirectory: "\(work)/fleet-\(devices)", seed: seed,
-            warmup: settings.warmup, measure: settings.measure, criteria: criteria, logger: logger)
+        let loader = runner(base, devices: devices, fleet: "\(devices)")
         do {
             say("bench: pipeline of \(shape.name), \(devices) devices")
             while let rate = search.nextRate {
@@ -171,10 +174,8 @@ struct BenchRunCommand: AsyncParsableCommand {
             do {
                 for count in [100, 1000, 10_000] {
                     say("bench: scaling, \(count) devices")
-                    let runner = LoadRunner(
-                        network: base, devices: count, fleetDirectory: "\(work)/fleet-\(count)", seed: seed,
-                        warmup: settings.warmup, measure: settings.measure, criteria: criteria, logger: logger)
-                    found.devices.append(try await runner.point(value: count, capacity: capacity))
+                    let counted = runner(base, devices: count, fleet: "\(count)")
+                    found.devices.append(try await counted.point(value: count, capacity: capacity))
                     memory += base.memorySamples()
                 }
             } catch {
@@ -196,19 +197,15 @@ struct BenchRunCommand: AsyncParsableCommand {
                 + [100, 2000].filter { $0 != maxReadings }.map {
                     (
                         \Scaling.blockSize, $0,
-                        BenchShape(
-                            validators: validators, managers: managers,
-                            block: BlockParameters(maxReadings: $0, maxBytes: 1 << 20, timeoutMs: blockTimeoutMs))
+                        BenchShape(validators: validators, managers: managers, block: block($0))
                     )
                 }
             for (curve, value, other) in others {
                 say("bench: scaling, \(other.name)")
                 let network = try await BenchNetwork.start(other, directory: "\(work)/\(other.name)", logger: logger)
                 do {
-                    let runner = LoadRunner(
-                        network: network, devices: devices, fleetDirectory: "\(work)/fleet-\(other.name)", seed: seed,
-                        warmup: settings.warmup, measure: settings.measure, criteria: criteria, logger: logger)
-                    found[keyPath: curve].append(try await runner.point(value: value, capacity: capacity))
+                    let shaped = runner(network, devices: devices, fleet: other.name)
+                    found[keyPath: curve].append(try await shaped.point(value: value, capacity: capacity))
                 } catch {
                     await network.stop()
                     throw error

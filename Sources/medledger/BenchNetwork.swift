@@ -78,12 +78,7 @@ final class BenchNetwork: @unchecked Sendable {
     }
 
     /// A node's status file, if written.
-    func status(_ id: String) -> NodeStatus? {
-        guard let data = FileManager.default.contents(atPath: "\(directory)/nodes/\(id).status.json") else {
-            return nil
-        }
-        return try? JSONDecoder().decode(NodeStatus.self, from: data)
-    }
+    func status(_ id: String) -> NodeStatus? { processes.status(id) }
 
     /// Waits (up to a minute) until every node is at one height that has not moved for 1.5 s: the
     /// pools are empty, so the next step does not start on the last one's backlog.
@@ -196,6 +191,8 @@ final class LoadRunner: @unchecked Sendable {
     private(set) var timeline: [TimelinePoint] = []
     private var origin: ContinuousClock.Instant?
     private var steps = 0
+    /// The devices' readings per second at a rate of one per device (set by the first step).
+    private var weight: Double?
 
     init(
         network: BenchNetwork, devices: Int, fleetDirectory: String, seed: UInt64, warmup: Double, measure: Double,
@@ -233,15 +230,17 @@ final class LoadRunner: @unchecked Sendable {
 
     /// One step at `rate` readings per second.
     func step(rate: Double) async throws -> LoadStep {
-        // The devices' rate, so that the fleet as a whole offers `rate` (lab analysers report rarely).
-        let probe: Fleet
-        do {
-            probe = try Fleet(options: options(rate: 1), logger: logger)
-        } catch {
-            throw ToolError("the bench's fleet: \(error)")
+        // The devices' rate, so that the fleet as a whole offers `rate` (lab analysers report rarely);
+        // the devices are the same every step, so their weight is worked out once.
+        if weight == nil {
+            do {
+                let probe = try Fleet(options: options(rate: 1), logger: logger)
+                weight = await probe.devices.reduce(0.0) { $0 + 1 / $1.kind.rateDivisor }
+            } catch {
+                throw ToolError("the bench's fleet: \(error)")
+            }
         }
-        let weight = await probe.devices.reduce(0.0) { $0 + 1 / $1.kind.rateDivisor }
-        let perDevice = rate / max(weight, 1e-9)
+        let perDevice = rate / max(weight ?? 1, 1e-9)
         let fleet: Fleet
         do {
             fleet = try Fleet(options: options(rate: perDevice), logger: logger)

@@ -243,6 +243,17 @@ final class DevnetProcesses: @unchecked Sendable {
         throw ToolError("the nodes did not start within \(limit); see \(directory)/logs")
     }
 
+    /// A node's status file (DIR/nodes/ID.status.json), if written.
+    func status(_ id: String) -> NodeStatus? { Self.status(id, in: directory) }
+
+    /// The status file of node `id` of the devnet in `directory`, if written.
+    static func status(_ id: String, in directory: String) -> NodeStatus? {
+        guard let data = FileManager.default.contents(atPath: "\(directory)/nodes/\(id).status.json") else {
+            return nil
+        }
+        return try? JSONDecoder().decode(NodeStatus.self, from: data)
+    }
+
     /// Each running node's process id.
     var pids: [String: Int32] { processes.mapValues(\.pid) }
 
@@ -285,12 +296,7 @@ final class StatusLine: @unchecked Sendable {
         self.interval = interval
     }
 
-    func status(_ id: String) -> NodeStatus? {
-        guard let data = FileManager.default.contents(atPath: "\(directory)/nodes/\(id).status.json") else {
-            return nil
-        }
-        return try? JSONDecoder().decode(NodeStatus.self, from: data)
-    }
+    func status(_ id: String) -> NodeStatus? { DevnetProcesses.status(id, in: directory) }
 
     /// The line now.
     func line(fleet: String?) -> String {
