@@ -199,13 +199,15 @@ public actor LedgerNode: Service {
         isReady = true
         startHeight(store.height + 1)
         writeStatus()
-        let ticker = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(5))
-                await self?.tick()
-                await self?.exportMetricsIfDue()
+        let ticker = DispatchSource.makeTimerSource(queue: executor.queue)
+        ticker.schedule(deadline: .now() + .milliseconds(5), repeating: .milliseconds(5), leeway: .milliseconds(1))
+        ticker.setEventHandler { [weak self] in
+            self?.assumeIsolated { node in
+                node.tick()
+                node.exportMetricsIfDue()
             }
         }
+        ticker.resume()
         let messages = client.messages
         await withGracefulShutdownHandler {
             for await message in messages {
@@ -213,7 +215,7 @@ public actor LedgerNode: Service {
                 if self.stopped { break }
             }
         } onGracefulShutdown: {
-            Task { await self.stop() }
+            self.onQueue { $0.stop() }
         }
         ticker.cancel()
         await web?.stop()
@@ -355,10 +357,7 @@ public actor LedgerNode: Service {
                 observeSent(vote)
                 publish(CouncilTopics.vote(channel: genesis.channel, validator: configuration.id), vote.encoded())
             case .scheduleTimeout(let timeout, let afterMs):
-                Task { [weak self] in
-                    try? await Task.sleep(for: .milliseconds(afterMs))
-                    await self?.timeoutFired(timeout)
-                }
+                onQueue(afterMs: afterMs) { $0.timeoutFired(timeout) }
             case .validate(let value, let height):
                 validate(value, height: height)
             case .needProposal(let height, let round):
@@ -402,7 +401,7 @@ public actor LedgerNode: Service {
         let started = ContinuousClock.now
         // Off the actor and off the cooperative pool: the check blocks a thread for as long as the
         // block's signatures take.
-        DispatchQueue.global().async { [weak self] in
+        Self.checkQueue.async { [weak self] in
             var checked: CheckedBlock?
             var problem = ""
             do {
@@ -412,9 +411,27 @@ public actor LedgerNode: Service {
                 problem = "\(error)"
             }
             let result = checked
-            Task { [weak self, problem] in
-                await self?.validated(value, height: height, checked: result, problem: problem, started: started)
+            self?.onQueue { [problem] in
+                $0.validated(value, height: height, checked: result, problem: problem, started: started)
             }
+        }
+    }
+
+    /// Where proposed blocks are checked: a queue of its own, whose threads are not those of
+    /// Swift's cooperative pool nor of Dispatch's width-limited global queues.
+    static let checkQueue = DispatchQueue(label: "medledger.node.check", attributes: .concurrent)
+
+    /// Runs `body` on the node, from its own queue, now or after `afterMs`: the node's timers and
+    /// check results never wait for a thread of Swift's cooperative pool, which CPU-bound work
+    /// elsewhere in the process (a fleet, a test) can hold for seconds.
+    nonisolated func onQueue(afterMs: UInt64? = nil, _ body: @escaping @Sendable (isolated LedgerNode) -> Void) {
+        let work: @Sendable () -> Void = { [weak self] in
+            self?.assumeIsolated { body($0) }
+        }
+        if let afterMs {
+            executor.queue.asyncAfter(deadline: .now() + .milliseconds(Int(min(afterMs, 86_400_000))), execute: work)
+        } else {
+            executor.queue.async(execute: work)
         }
     }
 
