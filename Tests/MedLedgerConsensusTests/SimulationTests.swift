@@ -1,4 +1,5 @@
 import Foundation
+import MedLedgerTestSupport
 import Testing
 
 /// Thousands of seeded runs of the simulated council; a failing seed is printed with the command
@@ -12,20 +13,21 @@ struct SimulationTests {
     static let batches = Array(0..<max(1, (seedCount + seedsPerBatch - 1) / seedsPerBatch))
 
     @Test(arguments: batches)
-    func agreementValidityAndProgress(batch: Int) {
+    func agreementValidityAndProgress(batch: Int) async {
         let seeds = (batch * Self.seedsPerBatch)..<min((batch + 1) * Self.seedsPerBatch, max(Self.seedCount, 1))
-        for seed in seeds {
-            let scenario = Scenario.random(seed: UInt64(seed))
-            let outcome = Simulation(scenario).run()
-            if let failure = outcome.failure {
-                Issue.record(
-                    """
+        // Off the cooperative pool: a batch computes for seconds (see `onOwnThread`).
+        let failures = await onOwnThread {
+            seeds.compactMap { seed -> String? in
+                let scenario = Scenario.random(seed: UInt64(seed))
+                guard let failure = Simulation(scenario).run().failure else { return nil }
+                return """
                     \(scenario)
                     \(failure)
                     replay: MEDLEDGER_SEED=\(seed) MEDLEDGER_TRACE=1 swift test --filter SimulationTests/replay
-                    """)
+                    """
             }
         }
+        for failure in failures { Issue.record("\(failure)") }
     }
 
     @Test func theSweepMeetsEveryKindOfFault() {
