@@ -43,16 +43,23 @@ extension LedgerState {
     /// device's committed key (spread over every core by `verifier`), then applies PROTOCOL.md's
     /// rules in order against the committed state and admits what passes to the pool. A reading
     /// whose (device, seq) is pending with other bytes is refused as `replayed`.
+    ///
+    /// A device whose registration is pending (and passes on this state) counts as registered:
+    /// the registration goes into a block before the readings. So a manager that has not yet
+    /// applied the block registering a device, while another manager already answered its
+    /// registrar `committed`, does not refuse the device's first readings as `unknown-device`.
     /// - Parameters:
     ///   - batch: the readings, in arrival order.
     ///   - now: the manager's clock, ms.
     ///   - pool: the manager's pool; accepted readings are added.
+    ///   - pendingTransactions: the manager's pending transactions, in arrival order.
     ///   - verifier: where the decoding and signatures run.
     /// - Returns: one outcome per reading, in order.
     public func intake(
-        _ batch: [IncomingReading], now: UInt64, pool: inout Mempool, verifier: some SignatureVerifier
+        _ batch: [IncomingReading], now: UInt64, pool: inout Mempool,
+        pendingTransactions: [SignedTransaction] = [], verifier: some SignatureVerifier
     ) -> [IntakeOutcome] {
-        let registered = devices
+        let registered = devicesWithPendingRegistrations(pendingTransactions)
         let decoded = verifier.map(count: batch.count) { index -> Result<(SignedReading, Bool), ReadingRejection> in
             let signed: SignedReading
             do throws(ReadingRejection) {
@@ -71,7 +78,7 @@ extension LedgerState {
                 return .rejected(seq: nil, rejection)
             case .success(let (signed, valid)):
                 let rejection = check(
-                    signed, record: devices[signed.keyID], topicDevice: batch[index].topicDevice, now: now,
+                    signed, record: registered[signed.keyID], topicDevice: batch[index].topicDevice, now: now,
                     signatureValid: { _ in valid })
                 if let rejection {
                     if rejection.reason == .replayed { return .committedOrReplayed(signed, rejection) }
@@ -90,6 +97,21 @@ extension LedgerState {
                 }
             }
         }
+    }
+
+    /// The registry with the devices that pending transactions register (those that pass, in
+    /// order, on this state); nothing else they would change.
+    func devicesWithPendingRegistrations(_ transactions: [SignedTransaction]) -> [String: DeviceRecord] {
+        var registered = devices
+        let registers = transactions.contains {
+            if case .registerDevice = $0.transaction.body { true } else { false }
+        }
+        guard registers else { return registered }
+        var changes = BlockChanges()
+        for signed in transactions { _ = admit(signed, height: height + 1, into: &changes) }
+        // Only a registration adds a device to the registry; other changes wait for their block.
+        for (id, record) in changes.devices where registered[id] == nil { registered[id] = record }
+        return registered
     }
 
     /// A manager's next block: the pending transactions that still pass (in order), then the

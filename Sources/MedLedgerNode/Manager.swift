@@ -12,7 +12,8 @@ extension LedgerNode {
         let batch = incoming
         incoming = []
         let started = ContinuousClock.now
-        let outcomes = store.state.intake(batch, now: Self.now(), pool: &pool, verifier: verifier)
+        let outcomes = store.state.intake(
+            batch, now: Self.now(), pool: &pool, pendingTransactions: transactionPool, verifier: verifier)
         metrics.intakeVerification.record(ContinuousClock.now - started)
         for (message, outcome) in zip(batch, outcomes) {
             let status: Receipt.Status

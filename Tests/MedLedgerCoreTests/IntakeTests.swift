@@ -55,6 +55,38 @@ struct IntakeTests {
         #expect(pool.contains(device: "bp-0", seq: 1))
     }
 
+    @Test func aDeviceWhoseRegistrationIsPendingCountsAsRegistered() throws {
+        let state = try registered()
+        let now = channel.genesis.createdAt + 10_000
+        let newKey = TestChannel.deviceKey(9)
+        let pending = [
+            channel.transaction(seq: 10, .registerDevice(device: "bp-9", key: newKey.publicKey, patient: nil)),
+            // A stale copy (its seq was committed): it will not pass, so it registers nothing.
+            channel.transaction(seq: 1, .registerDevice(device: "bp-8", key: keys[0].publicKey, patient: nil)),
+            // A pending revocation changes nothing before its block.
+            channel.transaction(seq: 11, .revokeDevice(device: "bp-0")),
+        ]
+        let newDevice = channel.reading(device: "bp-9", key: newKey, seq: 1)
+        let stale = channel.reading(device: "bp-8", key: keys[0], seq: 1)
+        let revoking = channel.reading(device: "bp-0", key: keys[0], seq: 1)
+        let batch = [incoming(newDevice), incoming(stale), incoming(revoking)]
+        var pool = Mempool(capacity: 100, byteCapacity: 1 << 20)
+        let outcomes = state.intake(
+            batch, now: now, pool: &pool, pendingTransactions: pending, verifier: SequentialSignatureVerifier())
+        #expect(outcomes[0] == .accepted(newDevice))
+        #expect(outcomes[1].reason == .unknownDevice)
+        #expect(outcomes[2] == .accepted(revoking))
+        var without = Mempool(capacity: 100, byteCapacity: 1 << 20)
+        let alone = state.intake(batch, now: now, pool: &without, verifier: SequentialSignatureVerifier())
+        #expect(alone[0].reason == .unknownDevice)
+        // The registration goes into the block before the reading, and the block is valid.
+        let assembly = state.assemble(
+            transactions: Array(pending.prefix(1)), readings: [newDevice], time: now, proposer: "manager-1")
+        #expect(assembly.block.body.readings == [newDevice.bytes])
+        let after = try state.applying(assembly.block)
+        #expect(after.devices["bp-9"] != nil)
+    }
+
     @Test func aFullPoolSaysSoAndACommittedReadingIsRecognised() throws {
         var state = try registered()
         var pool = Mempool(capacity: 1, byteCapacity: 1 << 20)
