@@ -119,6 +119,25 @@ struct FirmwareDeviceTests {
         #expect(report.faulty == [fault.rawValue: 1])
     }
 
+    @Test func aReplayDrawnBeforeAnyCommitIsOwedAndMadeOnceOneIs() throws {
+        var device = device(0, seed: 5)
+        let replays = FaultPlan([.replayed: 1])
+        let first = try take(&device, now: 1, faults: replays)
+        let second = try take(&device, now: 2, faults: replays)
+        // Nothing committed yet: honest readings, and the replays owed (a few at most).
+        #expect(first.expectation == .committed && second.expectation == .committed)
+        #expect(device.account.replaysOwed == 2)
+        device.receive(Receipt(seq: first.receiptSeq, status: .committed(height: 1, blockHash: Hash256.zero)))
+        // The next reading, even when the plan draws no fault, is the owed replay of the committed seq.
+        let replay = try take(&device, now: 3)
+        #expect(replay.fault == .replayed && replay.receiptSeq == first.receiptSeq)
+        #expect(replay.expectation == .rejected(.replayed))
+        #expect(device.account.replaysOwed == 1)
+        for step in 0..<6 { _ = device.sample(now: 10 + UInt64(step), faults: .none, skewMs: 0) }
+        #expect(device.account.replaysOwed == 0)
+        #expect(FleetReport(devices: [device]).faulty[Fault.replayed.rawValue] == 2)
+    }
+
     @Test func behaviourFaultsAreHonestReadingsThatSayWhatToDo() throws {
         var device = device(0, seed: 4)
         for fault in [Fault.burst, .disconnect] {

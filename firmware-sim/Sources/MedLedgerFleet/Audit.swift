@@ -49,6 +49,9 @@ public struct FleetReport: Sendable, Codable {
     public var storeFull = 0
     /// Times a device had no reserved seq when a reading was due.
     public var seqStarved = 0
+    /// Replays drawn but never made: the device had no committed reading to replay by the end
+    /// of the run (commits slower than the run).
+    public var replaysOwed = 0
     /// Publish-to-committed latencies of honest readings.
     public var latency: LatencySummary?
     /// Whether the ledger was checked.
@@ -73,7 +76,7 @@ public struct FleetReport: Sendable, Codable {
     private enum CodingKeys: String, CodingKey {
         case devices, made, sent, resent, honest, committed, pending, committedWithoutReceipt, faulty
         case afterRevocation, inDoubt, inDoubtCommitted, inDoubtRejected, inDoubtPending, rejected
-        case awaitingRejection, accepted, busy, repeatedReceipts, storeFull, seqStarved, latency, audited
+        case awaitingRejection, accepted, busy, repeatedReceipts, storeFull, seqStarved, replaysOwed, latency, audited
         case auditedFromHeight, auditedHeight, auditedReadings, mismatchCount, mismatches
     }
 
@@ -107,6 +110,7 @@ public struct FleetReport: Sendable, Codable {
             repeatedReceipts += account.repeatedCommits + account.repeatedRejections
             storeFull += account.storeFull
             seqStarved += account.seqStarved
+            replaysOwed += account.replaysOwed
             for (fault, count) in account.faulty { faulty[fault.rawValue, default: 0] += count }
             for (reason, count) in account.rejected { rejected[reason.rawValue, default: 0] += count }
             for (reason, count) in device.awaitedRejectionCounts {
@@ -267,7 +271,9 @@ extension FleetReport {
         }
         lines.append(
             "  receipts: \(report.accepted) accepted, \(report.busy) busy, \(report.repeatedReceipts) repeated; "
-                + "store full \(report.storeFull)×, seq starved \(report.seqStarved)×")
+                + "store full \(report.storeFull)×, seq starved \(report.seqStarved)×"
+                + (report.replaysOwed > 0 ? ", \(report.replaysOwed) replay(s) never made (nothing committed yet)" : "")
+        )
         if report.audited {
             lines.append(
                 "  audit: heights \(report.auditedFromHeight ?? 1)...\(report.auditedHeight ?? 0), "

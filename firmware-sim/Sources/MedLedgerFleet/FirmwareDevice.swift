@@ -182,7 +182,14 @@ public struct FirmwareDevice: Sendable {
             return nil
         }
         var fault = registered ? faults.draw(using: &random) : nil
-        if fault == .replayed, recentlyCommitted.isEmpty { fault = nil }
+        if fault == .replayed, recentlyCommitted.isEmpty {
+            // Nothing to replay yet: owe it (a few at most), so the plan's share is still made.
+            account.replaysOwed = min(account.replaysOwed + 1, 4)
+            fault = nil
+        } else if fault == nil, account.replaysOwed > 0, !recentlyCommitted.isEmpty {
+            account.replaysOwed -= 1
+            fault = .replayed
+        }
         guard fault == .replayed || nextSeq <= reservedThrough else {
             account.seqStarved += 1
             return nil
@@ -540,4 +547,6 @@ public struct DeviceAccount: Sendable {
     public var storeFull = 0
     /// Times no seq was reserved when a reading was due.
     public var seqStarved = 0
+    /// Replays drawn but not made yet: none of the device's readings was committed then.
+    public var replaysOwed = 0
 }
