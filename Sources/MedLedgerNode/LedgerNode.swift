@@ -46,6 +46,8 @@ public actor LedgerNode: Service {
 
     // Validator state: blocks checked for a height, by proposal digest.
     var checkedBlocks: [Hash256: CheckedBlock] = [:]
+    /// Block checks started and not yet answered.
+    var checksInFlight = 0
     /// Counters an operator (and the tests) can read.
     public internal(set) var counters = NodeCounters()
 
@@ -56,6 +58,11 @@ public actor LedgerNode: Service {
     var stopped = false
 
     private let executor: QueueExecutor
+    /// Where proposed blocks are checked: a serial queue of the node's own. Dispatch gives such a
+    /// queue a thread whenever it has work, unlike its global and concurrent queues, which are
+    /// as wide as the machine has cores and which Swift's tasks share: a check queued behind them
+    /// could wait for as long as they keep every thread busy, and the node's votes with it.
+    let checkQueue: DispatchQueue
     /// The node runs on its own queue (see `QueueExecutor`).
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     // Metrics and what the web page shows (Metrics.swift, Observation.swift, WebSource.swift).
@@ -75,6 +82,7 @@ public actor LedgerNode: Service {
     ) throws(NodeError) {
         self.configuration = configuration
         executor = QueueExecutor(label: "medledger.node.\(configuration.id)")
+        checkQueue = DispatchQueue(label: "medledger.node.\(configuration.id).check")
         let genesis = try Self.readGenesis(configuration.genesis)
         self.genesis = genesis
         genesisVerifier = GenesisVerifier(genesis: genesis)
@@ -170,6 +178,14 @@ public actor LedgerNode: Service {
 
     /// The ledger's height.
     public var height: UInt64 { store.height }
+
+    /// The consensus machine's position, for diagnostics: height, round, step, lock, valid
+    /// round and the block checks in flight.
+    public var consensusSummary: String {
+        "height \(machine.height) round \(machine.round) step \(machine.step) locked "
+            + "\(machine.lockedRound.map(String.init) ?? "-") valid \(machine.validRound.map(String.init) ?? "-") "
+            + "checking \(checksInFlight)"
+    }
 
     // MARK: - Running
 
@@ -399,9 +415,10 @@ public actor LedgerNode: Service {
         let verifier = self.verifier
         let contracts = store.contractRunner
         let started = ContinuousClock.now
+        checksInFlight += 1
         // Off the actor and off the cooperative pool: the check blocks a thread for as long as the
         // block's signatures take.
-        Self.checkQueue.async { [weak self] in
+        checkQueue.async { [weak self] in
             var checked: CheckedBlock?
             var problem = ""
             do {
@@ -416,10 +433,6 @@ public actor LedgerNode: Service {
             }
         }
     }
-
-    /// Where proposed blocks are checked: a queue of its own, whose threads are not those of
-    /// Swift's cooperative pool nor of Dispatch's width-limited global queues.
-    static let checkQueue = DispatchQueue(label: "medledger.node.check", attributes: .concurrent)
 
     /// Runs `body` on the node, from its own queue, now or after `afterMs`: the node's timers and
     /// check results never wait for a thread of Swift's cooperative pool, which CPU-bound work
@@ -439,6 +452,7 @@ public actor LedgerNode: Service {
         _ value: ProposalValue, height: UInt64, checked: CheckedBlock?, problem: String,
         started: ContinuousClock.Instant
     ) {
+        checksInFlight -= 1
         counters.blocksValidated += 1
         counters.validationTime += ContinuousClock.now - started
         metrics.blockVerification.record(ContinuousClock.now - started)

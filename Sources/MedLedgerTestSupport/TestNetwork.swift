@@ -114,7 +114,7 @@ public final class TestNetwork: @unchecked Sendable {
         for id in nodes.keys.sorted() {
             let node = nodes[id]!.node
             let counters = (try? encoder.encode(await node.counters)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
-            lines.append("\(id): height \(await node.height), counters \(counters)")
+            lines.append("\(id): height \(await node.height), \(await node.consensusSummary), counters \(counters)")
         }
         return lines.joined(separator: "\n")
     }
