@@ -13,8 +13,8 @@ struct ObservabilityTests {
     let helper = NodeTests()
 
     /// A network (4 validators, 1 manager, each serving HTTP) that committed `count` readings of
-    /// each of `devices` devices and refused one reading with a bad signature and one from an
-    /// unknown device.
+    /// each of `devices` devices and refused one reading with a bad signature, one from an
+    /// unknown device and one transaction that does not decode.
     func withTraffic(
         devices deviceCount: Int, readings count: UInt64, _ body: (TestNetwork, String) async throws -> Void
     ) async throws {
@@ -31,10 +31,13 @@ struct ObservabilityTests {
             try await intruder.publish(topic: topics.readings("cuff-0"), payload: forged.bytes)
             let ghost = network.channel.reading(device: "ghost-1", key: TestChannel.deviceKey(98), seq: 1)
             try await intruder.publish(topic: topics.readings("ghost-1"), payload: ghost.bytes)
+            try await intruder.publish(topic: topics.transactions("intruder"), payload: [0xA0])
             let manager = network.node("manager-1")
-            try await eventually(.seconds(20), "both bad readings refused") {
-                let rejected = await manager.counters.readingsRejected
+            try await eventually(.seconds(20), "both bad readings and the bad transaction refused") {
+                let counters = await manager.counters
+                let rejected = counters.readingsRejected
                 return rejected["bad-signature"] == 1 && rejected["unknown-device"] == 1
+                    && counters.transactionsRejected == 1
             }
             try await network.waitForHeight(await manager.height)
             let url = try #require(await manager.httpURL, "the manager serves HTTP")
@@ -69,6 +72,7 @@ struct ObservabilityTests {
             let synced = try #require(metrics.value("medledger_blocks_synced_total"))
             #expect(committed >= 1 && committed + synced == Double(height))
             #expect(metrics.value("medledger_transactions_accepted_total") == 2)
+            #expect(metrics.value("medledger_transactions_rejected_total") == 1)
             #expect(try #require(metrics.value("medledger_blocks_proposed_total")) >= 1)
             #expect(metrics.value("medledger_height") == Double(height))
             #expect(metrics.value("medledger_mempool_readings") == 0)
