@@ -14,7 +14,7 @@ import Testing
 @Suite("Access over a devnet: managers serve researchers only what grants cover", .serialized)
 struct AccessNetworkTests {
     static let study = "bp-study"
-    static let patients = (0..<4).map { "p-\($0)" }
+    static let patients = (0..<7).map { "p-\($0)" }
     static let readingsEach = 3
 
     /// The devnet, the channel's files and the professionals' keys.
@@ -113,7 +113,7 @@ struct AccessNetworkTests {
                 toFile: network.directory.file("\(id).pub"), atomically: true, encoding: .utf8)
         }
 
-        // The registrar: devices for four patients (in one batch, from the test's own client), then
+        // The registrar: devices for seven patients (in one batch, from the test's own client), then
         // the professionals, consents, a treatment and the contracts with the command line.
         let deviceKeys = (0..<Self.patients.count).map { TestChannel.deviceKey(40 + $0) }
         let registrar = try await network.client("registrar")
@@ -162,7 +162,7 @@ struct AccessNetworkTests {
         #expect(requestOutput.contains("granted: readings"), "\(requestOutput)")
         let grant = try #require(Self.requestID(requestOutput))
 
-        // Consented patients' readings are served, each verified; the fourth patient's are not.
+        // Consented patients' readings are served, each verified; the other patients' are not.
         let response = network.directory.file("response.cbor")
         let served = try network.fetch("researcher-1", grant: grant, save: response).get()
         #expect(Set(served.map(\.patient)) == ["p-0", "p-1", "p-2"])
@@ -190,6 +190,36 @@ struct AccessNetworkTests {
             network.directory.file("researcher-1.key"), "--contract", contracts["aggregate"]!, "--kinds", "8480-6",
             "--from", "0", "--to", "2100-01-01T00:00:00Z", "--purpose", "daily means", "--study", Self.study)
         #expect(aggregate.contains("denied: contract-denied"), "\(aggregate)")
+
+        // Three more consents make the cohort k: granted, aggregates only, and a fetch over MQTT
+        // returns per-day aggregates of the five consenting patients and no reading.
+        for patient in Self.patients.suffix(3) {
+            try network.ok("consent", "record", "--devnet", dir, "--patient", patient, "--study", Self.study)
+        }
+        let cohort = try network.ok(
+            "access", "request", "--broker", network.broker, "--genesis", network.file.genesis, "--submitter",
+            "researcher-1", "--key", network.directory.file("researcher-1.key"), "--contract",
+            contracts["aggregate"]!, "--kinds", "8480-6", "--from", "0", "--to", "2100-01-01T00:00:00Z",
+            "--purpose", "daily means", "--study", Self.study)
+        #expect(cohort.contains("granted: aggregates"), "\(cohort)")
+        let aggregateGrant = try #require(Self.requestID(cohort))
+        let aggregatesFile = network.directory.file("aggregates.json")
+        let fetched = try network.run([
+            "access", "fetch", "--devnet", dir, "--key", network.directory.file("researcher-1.key"), "--requester",
+            "researcher-1", "--grant", aggregateGrant, "--output", aggregatesFile, "--manager", "manager-1",
+        ])
+        #expect(fetched.status == 0, "\(fetched.stdout) \(fetched.stderr)")
+        let answered = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: aggregatesFile)))
+        let object = try #require(answered as? [String: Any])
+        let rows = object["aggregates"] as? [[String: Any]] ?? []
+        let suppressed = object["suppressed"] as? Int ?? -1
+        #expect(object["readings"] == nil)
+        #expect(!rows.isEmpty || suppressed > 0)
+        #expect(rows.allSatisfy { $0["code"] as? String == "8480-6" && ($0["patients"] as? Int ?? 0) >= 5 })
+        // One UTC day holds them all, unless the readings straddle midnight: then a day's group
+        // can fall below k and is counted as suppressed instead.
+        let counted = rows.compactMap { $0["count"] as? Int }.reduce(0, +)
+        #expect(counted == 5 * Self.readingsEach || suppressed > 0, "\(rows), \(suppressed) suppressed")
 
         // Contracts that loop for ever or trap are denied with the reason; the council goes on.
         for (name, code) in [("test-loop-forever", "out-of-fuel"), ("test-trap", "trap")] {
