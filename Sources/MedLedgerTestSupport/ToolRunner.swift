@@ -54,15 +54,8 @@ public enum ToolRunner {
 
     /// Waits for a started process (killing it after `timeout` seconds) and collects its output.
     public static func finish(_ process: Process, timeout: Double = 120) -> Result {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(5_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
+        let status = ProcessExit.wait(process, timeout: .milliseconds(Int(timeout * 1000)))
         let (out, err) = outputs.withLock { $0.removeValue(forKey: process.processIdentifier) } ?? ("", "")
-        let status =
-            process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         return Result(
             status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")

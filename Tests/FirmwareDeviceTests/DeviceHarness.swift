@@ -72,30 +72,23 @@ final class ChildProcess {
     }
 
     /// The exit status once the process has ended (128 + signal when killed).
-    var exitStatus: Int32? {
-        guard !process.isRunning else { return nil }
-        return process.terminationReason == .uncaughtSignal
-            ? 128 + process.terminationStatus : process.terminationStatus
-    }
+    var exitStatus: Int32? { ProcessExit.status(of: process) }
 
     /// Waits for the process to end by itself.
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
-        try await eventually("\(name) to exit", timeout: timeout, context: self.report) { !self.process.isRunning }
-        process.waitUntilExit()
+        try await eventually("\(name) to exit", timeout: timeout, context: self.report) { self.exitStatus != nil }
         return exitStatus ?? -1
     }
 
     /// Stops the process: SIGTERM, and SIGKILL if it is still running after `grace`.
     @discardableResult
     func stop(grace: Duration = .seconds(3)) async -> Int32 {
-        if process.isRunning {
+        if exitStatus == nil {
             kill(pid, SIGTERM)
             let deadline = ContinuousClock.now + grace
-            while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
-            if process.isRunning { kill(pid, SIGKILL) }
+            while exitStatus == nil, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
         }
-        process.waitUntilExit()
-        return exitStatus ?? -1
+        return ProcessExit.wait(process, timeout: .zero)
     }
 
     /// Output for a failure message.

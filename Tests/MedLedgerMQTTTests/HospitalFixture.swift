@@ -21,9 +21,9 @@ func makeCertificates(
         + servers.flatMap { ["--server", $0] } + identities
     process.standardInput = FileHandle.nullDevice
     try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw TimedOut(what: "make-certs.sh failed with status \(process.terminationStatus)")
+    let status = ProcessExit.wait(process, timeout: .seconds(120))
+    guard status == 0 else {
+        throw TimedOut(what: "make-certs.sh failed with status \(status)")
     }
 }
 
