@@ -15,8 +15,8 @@ struct SimulationTests {
     @Test(arguments: batches)
     func agreementValidityAndProgress(batch: Int) async {
         let seeds = (batch * Self.seedsPerBatch)..<min((batch + 1) * Self.seedsPerBatch, max(Self.seedCount, 1))
-        // Off the cooperative pool: a batch computes for seconds (see `onOwnThread`).
-        let failures = await onOwnThread {
+        // Off the cooperative pool: a batch computes for seconds (see `offCooperativePool`).
+        let failures = await offCooperativePool {
             seeds.compactMap { seed -> String? in
                 let scenario = Scenario.random(seed: UInt64(seed))
                 guard let failure = Simulation(scenario).run().failure else { return nil }
