@@ -161,6 +161,15 @@ public struct SaturationSearch: Sendable {
 
     /// The most readings committed per second in any step: what the pipeline sustains.
     public var sustainedPerSecond: Double { steps.map(\.committedPerSecond).max() ?? 0 }
+
+    /// The rate of the latency step: half of what the pipeline sustained. When no step committed
+    /// anything in its window (a machine too loaded, a window too short), half of the lowest rate
+    /// asked for, so that the step still offers load and reports what it got.
+    public var halfLoadRate: Double {
+        let sustained = sustainedPerSecond
+        if sustained > 0 { return max(minimum, sustained / 2) }
+        return max(minimum, (steps.map(\.requestedPerSecond).min() ?? start) / 2)
+    }
 }
 
 /// The bound that signature checking sets on a pipeline: the cores' verifications per second

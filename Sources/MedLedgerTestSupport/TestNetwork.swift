@@ -33,14 +33,21 @@ public final class TestNetwork: @unchecked Sendable {
     ///   - validators: the council size (3f+1).
     ///   - managers: the number of managers.
     ///   - block: the block parameters.
-    public init(validators: Int = 4, managers: Int = 1, block: BlockParameters) async throws {
+    ///   - brokerConfig: the broker's configuration (nil: the development broker); the nodes use
+    ///     its first listener, which must take them without TLS or a password.
+    ///   - brokerPorts: listener ports to use instead of free ones, keyed by the configured port.
+    public init(
+        validators: Int = 4, managers: Int = 1, block: BlockParameters, brokerConfig: MosquittoConfig? = nil,
+        brokerPorts: [Int: Int] = [:]
+    ) async throws {
         var logger = Logger(label: "medledger.node.tests")
         logger.logLevel = ProcessInfo.processInfo.environment["NODE_TEST_DEBUG"] == nil ? .error : .debug
         self.logger = logger
         directory = try TemporaryDirectory("node-net")
         channel = TestChannel(channel: "ward-7", validators: validators, managers: managers, block: block)
         broker = try await MosquittoBroker.start(
-            config: MosquittoConfig(text: BrokerConfigs.dev()), in: directory.file("broker"), logger: logger)
+            config: brokerConfig ?? MosquittoConfig(text: BrokerConfigs.dev()), in: directory.file("broker"),
+            ports: brokerPorts, logger: logger)
         genesisPath = directory.file("genesis.json")
         let encoder = JSONEncoder()
         try encoder.encode(channel.genesis).write(to: URL(fileURLWithPath: genesisPath))

@@ -156,7 +156,7 @@ struct BenchRunCommand: AsyncParsableCommand {
             pipeline.steps = search.steps
             pipeline.sustainedPerSecond = search.sustainedPerSecond
             pipeline.foundSaturation = search.foundSaturation
-            let half = try await loader.step(rate: max(1, search.sustainedPerSecond / 2))
+            let half = try await loader.step(rate: search.halfLoadRate)
             say("  half load: " + BenchReport.stepLine(half))
             pipeline.halfLoad = half
             memory += base.memorySamples()

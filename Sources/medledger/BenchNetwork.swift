@@ -326,7 +326,7 @@ final class LoadRunner: @unchecked Sendable {
             say("  \(value): " + BenchReport.stepLine(step))
         }
         let best = search.steps.max { $0.committedPerSecond < $1.committedPerSecond }!
-        let half = try await step(rate: max(1, best.committedPerSecond / 2))
+        let half = try await step(rate: search.halfLoadRate)
         say("  \(value), half load: " + BenchReport.stepLine(half))
         return ScalingPoint(value: value, saturated: best, halfLoad: half)
     }

@@ -6,7 +6,7 @@ import Testing
 /// The C reference device (firmware-sim/c), built by scripts/build-device.sh and run as a real
 /// process against real Mosquitto brokers. These tests play the manager's part by hand: they
 /// read what the device publishes and answer with receipts.
-@Suite("C reference device")
+@Suite("C reference device", .network)
 struct CDeviceTests {
     @Test func itsUnitTestsPassAgainstTheSharedVectors() throws {
         _ = try CDevice.binary.get()

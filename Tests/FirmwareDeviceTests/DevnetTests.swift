@@ -7,7 +7,7 @@ import Testing
 
 /// `medledger devnet` as a user runs it: real processes (the broker, every node, the devnet
 /// itself), and the C reference device, which shares no code with the pipeline, as the device.
-@Suite("The devnet with the C reference device", .serialized)
+@Suite("The devnet with the C reference device", .serialized, .network)
 struct DevnetTests {
     /// A running devnet in the setup's directory, and what it wrote.
     struct Devnet {

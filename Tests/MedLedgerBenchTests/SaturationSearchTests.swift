@@ -58,6 +58,17 @@ struct SaturationSearchTests {
         #expect(found.nextRate == nil)
     }
 
+    @Test func theLatencyStepRunsAtHalfTheSustainedRateOrHalfTheLowestAskedWhenNothingCommitted() {
+        #expect(search(capacity: 100, start: 1000).halfLoadRate == 50)
+        // A loaded machine committed nothing in the one step's window: the latency step still
+        // offers load (half of what was asked), it does not fall to the floor.
+        var stalled = SaturationSearch(start: 20, maxSteps: 1)
+        stalled.record(measure(20, capacity: 0))
+        #expect(stalled.sustainedPerSecond == 0)
+        #expect(stalled.halfLoadRate == 10)
+        #expect(SaturationSearch(start: 1, minimum: 1).halfLoadRate == 1)
+    }
+
     @Test func aStepIsSaturatedWhenItFallsBehindQueuesOrFillsTheMempool() {
         #expect(Saturation.judge(offered: 1000, committed: 950, p99Ms: 200, busy: 0) == nil)
         #expect(

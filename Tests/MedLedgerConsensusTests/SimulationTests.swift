@@ -4,12 +4,13 @@ import Testing
 
 /// Thousands of seeded runs of the simulated council; a failing seed is printed with the command
 /// that replays it (`MEDLEDGER_SEED=<seed>`, with `MEDLEDGER_TRACE=1` to print every step).
-/// `MEDLEDGER_SEEDS=<count>` runs more (or fewer) seeds.
+/// `MEDLEDGER_SEEDS=<count>` runs more (or fewer) seeds; a fast run takes 128.
 @Suite("The council under a faulty network and byzantine members")
 struct SimulationTests {
     static let environment = ProcessInfo.processInfo.environment
     static let seedsPerBatch = 64
-    static let seedCount = environment["MEDLEDGER_SEEDS"].flatMap { Int($0) } ?? 2048
+    /// 2048 seeds, or 128 in a fast run (`MEDLEDGER_TESTS=fast`).
+    static let seedCount = environment["MEDLEDGER_SEEDS"].flatMap { Int($0) } ?? (TestKinds.fastOnly ? 128 : 2048)
     static let batches = Array(0..<max(1, (seedCount + seedsPerBatch - 1) / seedsPerBatch))
 
     @Test(arguments: batches)

@@ -3,7 +3,7 @@ import MedLedgerTestSupport
 import Testing
 
 /// The committed contract modules are exactly what scripts/build-contracts.sh makes from the sources.
-@Suite("Reproducible contract builds")
+@Suite("Reproducible contract builds", .network)
 struct ReproducibleBuildTests {
     static let clang = ProcessInfo.processInfo.environment["CLANG"] ?? "/opt/swift/usr/bin/clang"
 

@@ -18,10 +18,12 @@ let fleetLogger: Logger = {
 /// Runs a test body against a network of 4 validators and `managers` managers on a real broker,
 /// and shuts it down whatever happens.
 func withNetwork<T>(
-    managers: Int = 1, _ body: (TestNetwork) async throws -> T
+    managers: Int = 1, brokerConfig: MosquittoConfig? = nil, brokerPorts: [Int: Int] = [:],
+    _ body: (TestNetwork) async throws -> T
 ) async throws -> T {
     let network = try await TestNetwork(
-        managers: managers, block: BlockParameters(maxReadings: 200, maxBytes: 1 << 20, timeoutMs: 50))
+        managers: managers, block: BlockParameters(maxReadings: 200, maxBytes: 1 << 20, timeoutMs: 50),
+        brokerConfig: brokerConfig, brokerPorts: brokerPorts)
     do {
         try await network.startAll()
         let result = try await body(network)
@@ -57,7 +59,7 @@ func runAndAudit(_ fleet: Fleet, _ network: TestNetwork, from height: UInt64 = 1
     return try await fleet.audit(againstDatabase: network.databasePath("validator-2"), fromHeight: height)
 }
 
-@Suite("The fleet simulator against real nodes over a real broker", .serialized)
+@Suite("The fleet simulator against real nodes over a real broker", .serialized, .network)
 struct FleetNetworkTests {
     @Test func aFleetWithEveryFaultIsAccountedForExactlyAndMatchesTheLedger() async throws {
         try await withNetwork(managers: 2) { network in
@@ -331,6 +333,119 @@ struct FleetNetworkTests {
             #expect(wrong.stdout.contains("expected committed, got rejected (unknown-device)"))
             let usage = try ToolRunner.run(executable, ["--devices", "0"], in: state.path)
             #expect(usage.status == 64)
+        }
+    }
+
+    /// The broker of the secured-fleet test: the nodes on a plain loopback listener of their own;
+    /// devices and the registrar over TLS, by password (8883) or by their own certificate (8884).
+    static func securedBroker(certificates: String, passwordFile: String) -> MosquittoConfig {
+        let tls = [
+            "cafile \(certificates)/ca.crt", "certfile \(certificates)/broker.crt",
+            "keyfile \(certificates)/broker.key",
+        ].joined(separator: "\n")
+        return MosquittoConfig(
+            text: """
+                per_listener_settings true
+                max_queued_messages 1000000
+                max_queued_bytes 0
+                max_inflight_messages 1000
+                persistence false
+                log_type error
+                log_type warning
+                listener 1883 127.0.0.1
+                allow_anonymous true
+                listener 8883 127.0.0.1
+                \(tls)
+                allow_anonymous false
+                password_file \(passwordFile)
+                listener 8884 127.0.0.1
+                \(tls)
+                require_certificate true
+                use_identity_as_username true
+
+                """)
+    }
+
+    /// `medledger-fleet --tls-ca` with `--password-file`, or with `--cert`/`--key` per device:
+    /// its devices and registrar connect over TLS as themselves, and the run is committed and
+    /// audited; a wrong password and plain MQTT to a TLS listener are refused, named.
+    @Test func theCommandLineConnectsOverTLSByPasswordOrByEachDevicesCertificate() async throws {
+        let setup = try TemporaryDirectory("fleet-tls")
+        defer { setup.remove() }
+        let certificates = setup.file("certs")
+        let devices = 3
+        try TestCertificates.make(
+            in: certificates, servers: ["broker"], identities: ["registrar-1"] + (0..<devices).map { "cert-\($0)" })
+        // The broker's password file (mosquitto_passwd's format) and the fleet's (USER:PASSWORD).
+        let registrarPassword = PasswordFile.randomPassword()
+        let devicePassword = PasswordFile.randomPassword()
+        let entries =
+            [PasswordFile.entry(user: "registrar-1", password: registrarPassword)]
+            + (0..<devices).map { PasswordFile.entry(user: "pw-\($0)", password: devicePassword) }
+        try (entries.joined(separator: "\n") + "\n").write(
+            toFile: setup.file("passwd"), atomically: true, encoding: .utf8)
+        try "registrar-1:\(registrarPassword)\n*:\(devicePassword)\n".write(
+            toFile: setup.file("passwords.txt"), atomically: true, encoding: .utf8)
+        try "registrar-1:\(registrarPassword)\n*:not-the-password\n".write(
+            toFile: setup.file("wrong.txt"), atomically: true, encoding: .utf8)
+        let passwordPort = try MosquittoBroker.freePort()
+        let certificatePort = try MosquittoBroker.freePort()
+        try await withNetwork(
+            brokerConfig: Self.securedBroker(certificates: certificates, passwordFile: setup.file("passwd")),
+            brokerPorts: [8883: passwordPort, 8884: certificatePort]
+        ) { network in
+            let keyPath = setup.file("registrar.key")
+            try network.channel.registrarKey.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
+            let executable = URL(fileURLWithPath: ToolRunner.medledgerPath).deletingLastPathComponent()
+                .appendingPathComponent("medledger-fleet").path
+            func fleet(_ prefix: String, port: Int, _ more: [String]) throws -> ToolRunner.Result {
+                try ToolRunner.run(
+                    executable,
+                    [
+                        "--broker", "127.0.0.1:\(port)", "--genesis", network.genesisPath, "--registrar-key", keyPath,
+                        "--registrar-id", "registrar-1", "--devices", "\(devices)", "--rate", "4", "--duration", "1.5",
+                        "--drain", "20", "--prefix", prefix, "--state", setup.file("state-\(prefix)"), "--audit-db",
+                        network.databasePath("validator-1"), "--status-interval", "0", "--json",
+                    ] + more, in: setup.path)
+            }
+            func committed(_ result: ToolRunner.Result) throws -> Int {
+                let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+                let report = try #require(object?["report"] as? [String: Any], "\(result.stdout)")
+                #expect(report["mismatchCount"] as? Int == 0, "\(result.stdout)")
+                #expect(report["audited"] as? Bool == true)
+                return report["committed"] as? Int ?? 0
+            }
+            let ca = "\(certificates)/ca.crt"
+            let byPassword = try fleet(
+                "pw", port: passwordPort, ["--tls-ca", ca, "--password-file", setup.file("passwords.txt")])
+            #expect(byPassword.status == 0, "\(byPassword.stderr)\n\(byPassword.stdout)")
+            #expect(try committed(byPassword) > 0)
+            let byCertificate = try fleet(
+                "cert", port: certificatePort,
+                ["--tls-ca", ca, "--cert", "\(certificates)/{device}.crt", "--key", "\(certificates)/{device}.key"])
+            #expect(byCertificate.status == 0, "\(byCertificate.stderr)\n\(byCertificate.stdout)")
+            #expect(try committed(byCertificate) > 0)
+            let store = try network.store("validator-1")
+            for id in (0..<devices).map({ "pw-\($0)" }) + (0..<devices).map({ "cert-\($0)" }) {
+                #expect(try !store.readings(matching: ReadingQuery(device: id)).isEmpty, "\(id) committed nothing")
+            }
+
+            // The devices' password is wrong: the broker refuses them, and the run says so.
+            let wrong = try fleet(
+                "pw", port: passwordPort,
+                ["--tls-ca", ca, "--password-file", setup.file("wrong.txt"), "--no-register", "--drain", "2"])
+            #expect(wrong.status != 0, "\(wrong.stdout)")
+            #expect(wrong.stdout.contains("pending") || wrong.stderr.contains("not authorised"), "\(wrong.stderr)")
+            // The registrar's password is wrong: registering fails, naming it.
+            try "registrar-1:nope\n".write(toFile: setup.file("wrong.txt"), atomically: true, encoding: .utf8)
+            let refused = try fleet(
+                "pw2", port: passwordPort, ["--tls-ca", ca, "--password-file", setup.file("wrong.txt")])
+            #expect(refused.status == 2, "\(refused.stderr)")
+            #expect(refused.stderr.contains("registrar 'registrar-1' cannot connect"), "\(refused.stderr)")
+            // Plain MQTT to the TLS listener never connects.
+            let plain = try fleet("pw3", port: passwordPort, ["--password-file", setup.file("passwords.txt")])
+            #expect(plain.status == 2, "\(plain.stderr)")
+            #expect(plain.stderr.contains("cannot connect"), "\(plain.stderr)")
         }
     }
 }

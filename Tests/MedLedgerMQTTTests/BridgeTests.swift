@@ -4,7 +4,7 @@ import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
 
-@Suite("Two hospitals' brokers bridged over TLS")
+@Suite("Two hospitals' brokers bridged over TLS", .network)
 struct BridgeTests {
     @Test(
         "a message published at hospital A reaches hospital B once, with no loop; messages sent during a cut arrive after it"
@@ -13,7 +13,7 @@ struct BridgeTests {
         // One consortium CA; hospital B's ACL names A's bridge identity.
         let certificates = try TemporaryDirectory("mqtt-bridge-certs")
         defer { certificates.remove() }
-        try makeCertificates(
+        try TestCertificates.make(
             in: certificates.path, servers: ["broker"],
             identities: ["manager-a", "manager-b", "registrar-1", "bridge-a"])
         let hospitalA = try HospitalFixture(

@@ -4,7 +4,7 @@ import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
 
-@Suite("medledger broker config and broker run")
+@Suite("medledger broker config and broker run", .network)
 struct BrokerToolTests {
     @Test("the repository's dev.conf runs as it is, on a port the harness picks")
     func devConfAsIs() async throws {
@@ -43,7 +43,7 @@ struct BrokerToolTests {
         let identities = try String(contentsOfFile: directory.file("broker/identities.txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init)
         #expect(identities.contains("bridge-hospital-1"))
-        try makeCertificates(in: directory.file("broker/certs"), servers: ["broker"], identities: [])
+        try TestCertificates.make(in: directory.file("broker/certs"), servers: ["broker"], identities: [])
         var passwords: [String: String] = [:]
         for line in try String(contentsOfFile: directory.file("broker/passwords.txt"), encoding: .utf8).split(
             separator: "\n")

@@ -4,7 +4,7 @@ import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
 
-@Suite("Dropping a connection as a device that loses power does")
+@Suite("Dropping a connection as a device that loses power does", .network)
 struct DropConnectionTests {
     @Test("the broker sees the connection end without DISCONNECT; the client is back after the pause")
     func dropWithoutDisconnect() async throws {

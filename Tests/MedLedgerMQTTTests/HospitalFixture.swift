@@ -10,23 +10,6 @@ let repositoryRoot: String = {
     return url.path
 }()
 
-/// Runs scripts/make-certs.sh.
-func makeCertificates(
-    in directory: String, caName: String = "MedLedger test CA", servers: [String], identities: [String]
-) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments =
-        ["\(repositoryRoot)/scripts/make-certs.sh", directory, "--ca-name", caName]
-        + servers.flatMap { ["--server", $0] } + identities
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let status = ProcessExit.wait(process, timeout: .seconds(120))
-    guard status == 0 else {
-        throw TimedOut(what: "make-certs.sh failed with status \(status)")
-    }
-}
-
 /// A hospital's broker (TLS, authentication, the channel's ACL) in a temporary directory.
 struct HospitalFixture {
     let directory: TemporaryDirectory
@@ -53,7 +36,7 @@ struct HospitalFixture {
             self.certificates = certificates
         } else {
             self.certificates = directory.file("certs")
-            try makeCertificates(in: self.certificates, servers: ["broker"], identities: identities)
+            try TestCertificates.make(in: self.certificates, servers: ["broker"], identities: identities)
         }
         var passwords: [String: String] = [:]
         if authentication == .password {

@@ -3,7 +3,7 @@ import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
 
-@Suite("A hospital's broker: TLS, authentication and the channel's ACL")
+@Suite("A hospital's broker: TLS, authentication and the channel's ACL", .network)
 struct HospitalTests {
     /// Connects `identity`; the client is returned connected.
     private func connect(_ hospital: HospitalFixture, _ broker: MosquittoBroker, _ identity: String) async throws
@@ -65,7 +65,7 @@ struct HospitalTests {
         let hospital = try HospitalFixture(extraIdentities: ["stranger"])
         defer { hospital.remove() }
         let otherCA = hospital.directory.file("other-ca")
-        try makeCertificates(in: otherCA, caName: "Some other CA", servers: [], identities: ["cuff-1"])
+        try TestCertificates.make(in: otherCA, caName: "Some other CA", servers: [], identities: ["cuff-1"])
         let broker = try await hospital.start()
         do {
             var noReconnect = hospital.configuration(broker, identity: "cuff-1", withCertificate: false)

@@ -3,7 +3,7 @@ import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
 
-@Suite("A hospital's broker: researchers' and clinicians' topics")
+@Suite("A hospital's broker: researchers' and clinicians' topics", .network)
 struct ProfessionalACLTests {
     @Test("a researcher publishes its own transactions and fetches, and reads only its own responses")
     func researcherACL() async throws {

@@ -3,7 +3,7 @@ import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
 
-@Suite("Publish and subscribe through a real broker")
+@Suite("Publish and subscribe through a real broker", .network)
 struct PublishSubscribeTests {
     @Test(
         "a message makes the round trip at QoS 0 and 1, over MQTT 3.1.1 and 5",
@@ -132,7 +132,7 @@ struct PublishSubscribeTests {
     }
 }
 
-@Suite("Smaller parts of the client")
+@Suite("Smaller parts of the client", .network)
 struct ClientPartsTests {
     @Test("after unsubscribe nothing more arrives on the filter")
     func unsubscribe() async throws {

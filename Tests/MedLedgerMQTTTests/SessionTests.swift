@@ -4,7 +4,7 @@ import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
 
-@Suite("Durable sessions and reconnects")
+@Suite("Durable sessions and reconnects", .network)
 struct SessionTests {
     @Test(
         "a durable subscriber that leaves while messages flow gets all of them when it returns",
@@ -157,7 +157,7 @@ func openDescriptors() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
 }
 
-@Suite("A client that publishes to itself with a small buffer")
+@Suite("A client that publishes to itself with a small buffer", .network)
 struct SelfLoopTests {
     @Test("writes go on while reading is paused, and everything arrives once the consumer reads")
     func pausedWhilePublishing() async throws {
@@ -174,7 +174,7 @@ struct SelfLoopTests {
     }
 }
 
-@Suite("Many connections on few threads")
+@Suite("Many connections on few threads", .network)
 struct FleetTests {
     @Test("300 devices on one loop each publish a reading and get their own receipt")
     func fleetReceipts() async throws {

@@ -6,7 +6,7 @@ import MedLedgerStore
 import MedLedgerTestSupport
 import Testing
 
-@Suite("Nodes over a real broker: readings become committed blocks on every replica", .serialized)
+@Suite("Nodes over a real broker: readings become committed blocks on every replica", .serialized, .network)
 struct NodeTests {
     static let block = BlockParameters(maxReadings: 100, maxBytes: 1 << 20, timeoutMs: 50)
 
@@ -86,7 +86,7 @@ struct NodeTests {
     }
 }
 
-@Suite("Nodes over a real broker: faults", .serialized)
+@Suite("Nodes over a real broker: faults", .serialized, .network)
 struct NodeFaultTests {
     static let block = BlockParameters(maxReadings: 100, maxBytes: 1 << 20, timeoutMs: 50)
     let helper = NodeTests()
@@ -263,7 +263,7 @@ final class ByzantineValidator: Sendable {
     }
 }
 
-@Suite("Nodes over a real broker: a byzantine validator", .serialized)
+@Suite("Nodes over a real broker: a byzantine validator", .serialized, .network)
 struct ByzantineTests {
     @Test func theChainGoesOnAndTheEquivocationIsRecorded() async throws {
         let network = try await TestNetwork(block: NodeFaultTests.block)

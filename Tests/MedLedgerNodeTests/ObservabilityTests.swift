@@ -7,7 +7,7 @@ import MedLedgerStore
 import MedLedgerTestSupport
 import Testing
 
-@Suite("Metrics, the web page and a real browser, from running nodes", .serialized)
+@Suite("Metrics, the web page and a real browser, from running nodes", .serialized, .network)
 struct ObservabilityTests {
     static let block = BlockParameters(maxReadings: 100, maxBytes: 1 << 20, timeoutMs: 50)
     let helper = NodeTests()

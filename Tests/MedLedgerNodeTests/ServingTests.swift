@@ -6,7 +6,7 @@ import MedLedgerStore
 import MedLedgerTestSupport
 import Testing
 
-@Suite("A manager serves fetch requests over MQTT 5 and logs each on the ledger", .serialized)
+@Suite("A manager serves fetch requests over MQTT 5 and logs each on the ledger", .serialized, .network)
 struct ServingTests {
     static let block = BlockParameters(maxReadings: 100, maxBytes: 1 << 20, timeoutMs: 50)
     static let study = "bp-2026"

@@ -11,7 +11,7 @@ import Testing
 /// broker and real node processes), registrars' and researchers' commands publishing their
 /// transactions and waiting for the commit, researchers fetching from a manager over MQTT 5 and
 /// verifying what they get against the genesis alone.
-@Suite("Access over a devnet: managers serve researchers only what grants cover", .serialized)
+@Suite("Access over a devnet: managers serve researchers only what grants cover", .serialized, .network)
 struct AccessNetworkTests {
     static let study = "bp-study"
     static let patients = (0..<7).map { "p-\($0)" }

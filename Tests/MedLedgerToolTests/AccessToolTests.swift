@@ -8,7 +8,7 @@ import Testing
 /// The access commands, run as real processes on a local channel: registrar transactions, a
 /// researcher's request, a manager's answer, the researcher's check, and FHIR output validated by
 /// the fhir.resources package from PyPI.
-@Suite("medledger: contracts, consents, access")
+@Suite("medledger: contracts, consents, access", .network)
 struct AccessToolTests {
     /// python3 on PATH, if there is one.
     static var python3: String? {

@@ -4,7 +4,7 @@ import Testing
 
 /// `medledger devnet` with its fleet, as a user runs it: real processes, a real broker, the
 /// simulated devices in the devnet's process, and the audit at the end.
-@Suite("The devnet's fleet", .serialized)
+@Suite("The devnet's fleet", .serialized, .network)
 struct DevnetFleetTests {
     func devnet(_ directory: TemporaryDirectory, seconds: Int, seed: UInt64) throws -> ToolRunner.Result {
         let process = try ToolRunner.start(

@@ -7,7 +7,7 @@ import Testing
 
 /// `medledger node` and `medledger devnet` as processes: JSON logs, the HTTP endpoint, the
 /// status file's URL.
-@Suite("medledger node and devnet: logs, metrics and the web page", .serialized)
+@Suite("medledger node and devnet: logs, metrics and the web page", .serialized, .network)
 struct NodeToolTests {
     static let logger = Logger(label: "medledger.tool.tests")
 

@@ -6,7 +6,7 @@ import Testing
 @testable import MedLedgerStore
 
 /// The `medledger` binary, run as a real process.
-@Suite("medledger: keys, channels, readings")
+@Suite("medledger: keys, channels, readings", .network)
 struct ToolTests {
     @Test(arguments: ["ed25519", "es256"])
     func keygenWritesPKCS8AndPrintsWhatOpenSSLDerives(_ alg: String) throws {
@@ -172,7 +172,7 @@ struct ToolTestError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-@Suite("medledger verify and sample-chain")
+@Suite("medledger verify and sample-chain", .network)
 struct VerifyToolTests {
     func channel(_ directory: TemporaryDirectory) throws {
         let made = try ToolRunner.medledger("channel", "init", "--dir", "ch", "--channel", "ward-7", in: directory.path)

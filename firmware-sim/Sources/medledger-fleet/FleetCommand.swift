@@ -133,6 +133,7 @@ struct FleetCommand: AsyncParsableCommand {
         }
         guard AlgorithmMix(rawValue: alg) != nil else { throw ValidationError("--alg is ed25519, es256 or mixed") }
         if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together") }
+        if cert != nil, tlsCa == nil { throw ValidationError("--cert and --key need --tls-ca (they are TLS's)") }
         for broker in brokers where Self.endpoint(broker) == nil {
             throw ValidationError("'\(broker)' is not HOST:PORT")
         }
