@@ -135,8 +135,12 @@ public final class TestNetwork: @unchecked Sendable {
 
     /// Waits until every running node is at `height` or above.
     public func waitForHeight(_ height: UInt64, limit: Duration = .seconds(60)) async throws {
-        try await eventually(limit, "every node at height \(height)") { [self] in
-            await heights().values.allSatisfy { $0 >= height }
+        do {
+            try await eventually(limit, "every node at height \(height)") { [self] in
+                await heights().values.allSatisfy { $0 >= height }
+            }
+        } catch let timedOut as TimedOut {
+            throw TimedOut(what: "\(timedOut.what); the nodes:\n\(await describe())")
         }
     }
 

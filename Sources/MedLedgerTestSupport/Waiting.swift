@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A failure of a bounded wait.
@@ -11,15 +12,24 @@ public struct TimedOut: Error, CustomStringConvertible {
     public init(what: String) { self.what = what }
 }
 
-/// Runs `body`, failing with `TimedOut` after `limit`. The body runs in its own task, so even a
-/// wait that ignores cancellation cannot hang the test.
+/// How much longer than its stated limit a test waits: 3 unless `MEDLEDGER_TEST_PATIENCE` says
+/// otherwise. A limit is written for an idle machine; CI's machine may be twice as slow and share
+/// its cores with the rest of the suite, and a wait that ends in time costs nothing more.
+public let testPatience: Int = {
+    let stated = ProcessInfo.processInfo.environment["MEDLEDGER_TEST_PATIENCE"].flatMap { Int($0) } ?? 3
+    return min(max(stated, 1), 100)
+}()
+
+/// Runs `body`, failing with `TimedOut` after `limit` (times `testPatience`). The body runs in its
+/// own task, so even a wait that ignores cancellation cannot hang the test.
 /// - Parameters:
-///   - limit: the longest wait.
+///   - limit: the longest wait on an idle machine.
 ///   - what: what is waited for, for the failure.
 ///   - body: the work.
 public func within<T: Sendable>(
     _ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
+    let limit = limit * testPatience
     let once = Once()
     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
         let work = Task {
@@ -31,13 +41,14 @@ public func within<T: Sendable>(
             try? await Task.sleep(for: limit)
             if once.claim() {
                 work.cancel()
-                continuation.resume(throwing: TimedOut(what: what))
+                continuation.resume(throwing: TimedOut(what: "\(what) (waited \(limit))"))
             }
         }
     }
 }
 
-/// Polls `condition` every `interval` until it holds, failing with `TimedOut` after `limit`:
+/// Polls `condition` every `interval` until it holds, failing with `TimedOut` after `limit`
+/// (times `testPatience`):
 /// for outcomes that are states of another process or file, which send no event.
 /// - Parameters:
 ///   - limit: the longest wait.

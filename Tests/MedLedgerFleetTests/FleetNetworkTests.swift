@@ -43,7 +43,9 @@ func fleetOptions(_ network: TestNetwork, devices: Int, state: String) -> FleetO
     options.rate = 4
     options.duration = .seconds(3)
     options.resendInterval = .seconds(3)
-    options.drainTime = .seconds(30)
+    // Generous: a drain ends as soon as every reading is answered, so only a loaded machine
+    // waits longer, and there the chain may need it.
+    options.drainTime = .seconds(120)
     options.settleTime = .seconds(2)
     options.tickMs = 10
     options.disconnectPause = .milliseconds(500)
@@ -52,7 +54,7 @@ func fleetOptions(_ network: TestNetwork, devices: Int, state: String) -> FleetO
 
 /// Runs a fleet to the end and audits it against a validator's replica.
 func runAndAudit(_ fleet: Fleet, _ network: TestNetwork, from height: UInt64 = 1) async throws -> FleetReport {
-    let report = try await within(.seconds(90), "the fleet's run") { try await fleet.run() }
+    let report = try await within(.seconds(240), "the fleet's run (its duration and drain)") { try await fleet.run() }
     if report.pending != 0 {
         Issue.record("\(report.pending) readings pending: \(report.mismatches)\n\(await network.describe())")
     }
@@ -207,7 +209,7 @@ struct FleetNetworkTests {
             #expect(throughB > 0, "the devices chose B (the dead broker first in the list is skipped)")
             brokerB.kill9()
             let atKill = await fleet.stats().committed
-            let report = try await within(.seconds(90), "the run") { try await running.value }
+            let report = try await within(.seconds(240), "the run") { try await running.value }
             #expect(report.committed > atKill + 20, "readings went on through A")
             let audited = try await fleet.audit(againstDatabase: network.databasePath("validator-2"))
             #expect(audited.isCorrect, "\(audited.mismatches)")
@@ -256,7 +258,7 @@ struct FleetNetworkTests {
             try await eventually(.seconds(20), "readings committed") { await fleet.stats().committed >= 10 }
             let revoked = Array(await fleet.devices.suffix(2).map(\.id))
             try await fleet.revoke(revoked)
-            let report = try await within(.seconds(90), "the run") { try await running.value }
+            let report = try await within(.seconds(240), "the run") { try await running.value }
             #expect(report.afterRevocation > 0)
             #expect((report.rejected["revoked-device"] ?? 0) >= report.afterRevocation)
             let audited = try await fleet.audit(againstDatabase: network.databasePath("validator-2"))

@@ -363,20 +363,25 @@ public actor Fleet {
             if kept == 0 { break }
             try? await Task.sleep(for: .milliseconds(100))
         }
+        // Close the connections first, then let every receipt they had received reach its device
+        // before the accounting is read: the drain's end is a wall-clock deadline, and on a loaded
+        // machine receipts that arrived before it may still wait in a connection's buffer (read
+        // before they were taken, a committed reading whose receipt had come would count as
+        // pending, and the audit would find it "in the ledger without its receipt").
+        for shard in shards { await shard.close() }
+        for ticker in tickers { await ticker.value }
+        await mqtt.shutdown()  // every connection is closed and its messages end after the buffered ones
+        for receiver in receivers { await receiver.value }
         var devices: [FirmwareDevice] = []
         var latency = LatencyHistogram()
         for shard in shards {
             devices += await shard.devices()
             latency.merge(await shard.latencies())
-            await shard.close()
         }
-        for ticker in tickers { await ticker.value }
         finalDevices = devices
         finalLatency = latency
         session?.close()
         session = nil
-        await mqtt.shutdown()
-        for receiver in receivers { receiver.cancel() }
         self.mqtt = nil
         phase = .finished
         logger.info("fleet stopped", metadata: ["devices": "\(active)"])
