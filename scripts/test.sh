@@ -2,7 +2,7 @@
 # Sets up the machine and runs every test: the README's test command.
 #
 #   scripts/test.sh           every test (what CI runs)
-#   scripts/test.sh --fast    only the tests not marked .network or .slow, for the inner loop
+#   scripts/test.sh --fast    only the tests not marked .network, for the inner loop
 #                             (MEDLEDGER_TESTS=fast; the simulation runs 128 seeds, not 2048)
 #   scripts/test.sh --load    every test, with two busy loops beside the run: the load of a shared
 #                             CI machine, which every test must survive

@@ -2,9 +2,9 @@ import Foundation
 public import Testing
 
 /// Which tests a run takes: `MEDLEDGER_TESTS=fast` (scripts/test.sh --fast) leaves out the tests
-/// marked `.network` or `.slow`, for a developer's inner loop; unset, every test runs.
+/// marked `.network`, for a developer's inner loop; unset, every test runs.
 public enum TestKinds {
-    /// Whether this run leaves out the network and slow tests.
+    /// Whether this run leaves out the network tests (and runs fewer simulation seeds).
     public static let fastOnly = ProcessInfo.processInfo.environment["MEDLEDGER_TESTS"] == "fast"
 }
 
@@ -13,11 +13,5 @@ extension Trait where Self == ConditionTrait {
     /// the `medledger` binary): left out of a fast run.
     public static var network: Self {
         .enabled(if: !TestKinds.fastOnly, "a network test: left out of a fast run (MEDLEDGER_TESTS=fast)")
-    }
-
-    /// Marks a test or suite that takes seconds of CPU on its own (simulations, large trees, many
-    /// random cases): left out of a fast run.
-    public static var slow: Self {
-        .enabled(if: !TestKinds.fastOnly, "a slow test: left out of a fast run (MEDLEDGER_TESTS=fast)")
     }
 }
