@@ -171,7 +171,7 @@ public enum Evidence: Hashable, Sendable {
         } catch {
             throw ConsensusError(.malformed, "evidence: \(error)")
         }
-        guard let parts = item.arrayValue, parts.count == 3, let kind = parts[0].uint64Value else {
+        guard let parts = item.arrayValue, parts.count == 3, let kind = parts[0].wireUInt else {
             throw ConsensusError(.malformed, "evidence is [kind, message, message]")
         }
         switch kind {

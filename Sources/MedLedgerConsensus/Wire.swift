@@ -38,7 +38,7 @@ struct WireMap {
         self.what = what
         guard let map = item.mapValue else { throw ConsensusError(.malformed, "\(what) is not a CBOR map") }
         for entry in map {
-            guard let key = entry.key.uint64Value, required.contains(key) || optional.contains(key) else {
+            guard let key = entry.key.wireUInt, required.contains(key) || optional.contains(key) else {
                 throw ConsensusError(.malformed, "\(what) has an unexpected key \(entry.key)")
             }
             entries[key] = entry.value
@@ -69,16 +69,20 @@ struct WireMap {
         return bytes
     }
 
-    func unsigned(_ key: UInt64, max: UInt64 = .max) throws(ConsensusError) -> UInt64 {
+    /// An unsigned integer up to `max` (at most 2^63-1, as every MedLedger integer:
+    /// docs/FORMATS.md); a larger one is `outOfRange`.
+    func unsigned(_ key: UInt64, max: UInt64 = CBOR.maxWireInteger) throws(ConsensusError) -> UInt64 {
         guard let number = try value(key).uint64Value else {
             throw ConsensusError(.malformed, "\(what): key \(key) is not an unsigned integer")
         }
-        guard number <= max else { throw ConsensusError(.outOfRange, "\(what): key \(key) is above \(max)") }
+        guard number <= min(max, CBOR.maxWireInteger) else {
+            throw ConsensusError(.outOfRange, "\(what): key \(key) is above \(min(max, CBOR.maxWireInteger))")
+        }
         return number
     }
 
     /// An unsigned integer or null.
-    func optionalUnsigned(_ key: UInt64, max: UInt64 = .max) throws(ConsensusError) -> UInt64? {
+    func optionalUnsigned(_ key: UInt64, max: UInt64 = CBOR.maxWireInteger) throws(ConsensusError) -> UInt64? {
         if try value(key) == .null { return nil }
         return try unsigned(key, max: max)
     }

@@ -19,8 +19,8 @@ public struct ReadingPosition: Hashable, Sendable, Comparable {
     var cbor: CBOR { .array([.unsigned(height), .unsigned(UInt64(position))]) }
 
     init?(cbor: CBOR?) {
-        guard let items = cbor?.arrayValue, items.count == 2, let height = items[0].uint64Value,
-            let position = items[1].uint64Value.flatMap({ Int(exactly: $0) })
+        guard let items = cbor?.arrayValue, items.count == 2, let height = items[0].wireUInt,
+            let position = items[1].wireUInt.flatMap({ Int(exactly: $0) })
         else { return nil }
         self.init(height: height, position: position)
     }
@@ -97,7 +97,7 @@ public struct FetchRequest: Hashable, Sendable {
         }
         guard let channel = map[intKey: 1]?.textValue, let requester = map[intKey: 2]?.textValue,
             Identifiers.isValidNodeID(requester), let raw = map[intKey: 3]?.bytesValue,
-            let grant = Hash256(bytes: raw), let time = map[intKey: 4]?.uint64Value,
+            let grant = Hash256(bytes: raw), let time = map[intKey: 4]?.wireUInt,
             let nonce = map[intKey: 5]?.bytesValue, (1...32).contains(nonce.count)
         else {
             throw LedgerFormatError(
@@ -117,7 +117,7 @@ public struct FetchRequest: Hashable, Sendable {
         }
         func optionalTime(_ key: Int64) throws(LedgerFormatError) -> UInt64? {
             guard let item = map[intKey: key] else { return nil }
-            guard let value = item.uint64Value else {
+            guard let value = item.wireUInt else {
                 throw LedgerFormatError("fetch request key \(key) is not an unsigned integer")
             }
             return value
@@ -131,7 +131,7 @@ public struct FetchRequest: Hashable, Sendable {
         }
         var limit: Int?
         if let item = map[intKey: 10] {
-            guard let value = item.uint64Value, (1...UInt64(Self.maxLimit)).contains(value) else {
+            guard let value = item.wireUInt, (1...UInt64(Self.maxLimit)).contains(value) else {
                 throw LedgerFormatError("fetch request key 10 (limit) is not 1 to \(Self.maxLimit)")
             }
             limit = Int(value)
@@ -594,7 +594,7 @@ public struct FetchResponse: Hashable, Sendable {
             }
             return hash
         }
-        guard let servedAt = map[intKey: 3]?.uint64Value, let height = map[intKey: 4]?.uint64Value,
+        guard let servedAt = map[intKey: 3]?.wireUInt, let height = map[intKey: 4]?.wireUInt,
             let status = map[intKey: 5]?.textValue
         else { throw LedgerFormatError("a fetch response needs 3 (served at), 4 (height) and 5 (status)") }
         let content: Content
@@ -602,8 +602,8 @@ public struct FetchResponse: Hashable, Sendable {
         case "readings":
             var readings: [ServedReading] = []
             for item in map[intKey: 6]?.arrayValue ?? [] {
-                guard let height = item[intKey: 1]?.uint64Value,
-                    let position = item[intKey: 2]?.uint64Value.flatMap({ Int(exactly: $0) }),
+                guard let height = item[intKey: 1]?.wireUInt,
+                    let position = item[intKey: 2]?.wireUInt.flatMap({ Int(exactly: $0) }),
                     let bytes = item[intKey: 3]?.bytesValue, let patient = item[intKey: 4]?.textValue,
                     let pathItems = item[intKey: 5]?.arrayValue
                 else {
@@ -639,9 +639,9 @@ public struct FetchResponse: Hashable, Sendable {
             var rows: [AggregateRow] = []
             for item in map[intKey: 9]?.arrayValue ?? [] {
                 guard let code = item[intKey: 1]?.textValue, let unit = item[intKey: 2]?.textValue,
-                    let day = item[intKey: 3]?.uint64Value,
-                    let count = item[intKey: 4]?.uint64Value.flatMap({ Int(exactly: $0) }),
-                    let patients = item[intKey: 5]?.uint64Value.flatMap({ Int(exactly: $0) }),
+                    let day = item[intKey: 3]?.wireUInt,
+                    let count = item[intKey: 4]?.wireUInt.flatMap({ Int(exactly: $0) }),
+                    let patients = item[intKey: 5]?.wireUInt.flatMap({ Int(exactly: $0) }),
                     let mean = item[intKey: 6]?.doubleValue, let minimum = item[intKey: 7]?.doubleValue,
                     let maximum = item[intKey: 8]?.doubleValue
                 else { throw LedgerFormatError("fetch response: an aggregate row lacks a field") }
@@ -650,7 +650,7 @@ public struct FetchResponse: Hashable, Sendable {
                         code: code, unit: unit, day: day, count: count, patients: patients, mean: mean,
                         minimum: minimum, maximum: maximum))
             }
-            content = .aggregates(rows, suppressed: Int(map[intKey: 10]?.uint64Value ?? 0))
+            content = .aggregates(rows, suppressed: Int(map[intKey: 10]?.wireUInt ?? 0))
         case "refused":
             guard let reason = map[intKey: 11]?.textValue.flatMap(FetchRefusal.Reason.init(rawValue:)),
                 let message = map[intKey: 12]?.textValue

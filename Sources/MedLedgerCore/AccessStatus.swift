@@ -148,21 +148,21 @@ public struct AccessStatusResponse: Hashable, Sendable {
                 maxDepth: 4, maxInputBytes: 16 << 20, maxItems: 1 << 20, maxStringBytes: 1 << 16,
                 maxCollectionCount: 1 << 18))
         guard let raw = map[intKey: 1]?.bytesValue, let request = Hash256(bytes: raw),
-            let height = map[intKey: 2]?.uint64Value, let status = map[intKey: 3]?.textValue
+            let height = map[intKey: 2]?.wireUInt, let status = map[intKey: 3]?.textValue
         else {
             throw LedgerFormatError("an access status response needs 1 (request), 2 (height) and 3 (status)")
         }
         let content: Content
         switch status {
         case "granted":
-            guard let committedAt = map[intKey: 4]?.uint64Value, let modeName = map[intKey: 5]?.textValue,
-                let kindItems = map[intKey: 7]?.arrayValue, let expiresAt = map[intKey: 8]?.uint64Value
+            guard let committedAt = map[intKey: 4]?.wireUInt, let modeName = map[intKey: 5]?.textValue,
+                let kindItems = map[intKey: 7]?.arrayValue, let expiresAt = map[intKey: 8]?.wireUInt
             else { throw LedgerFormatError("an access status grant needs 4, 5, 7 and 8") }
             let mode: AccessMode
             switch modeName {
             case "readings": mode = .readings
             case "aggregates":
-                guard let k = map[intKey: 6]?.uint64Value.flatMap({ Int(exactly: $0) }) else {
+                guard let k = map[intKey: 6]?.wireUInt.flatMap({ Int(exactly: $0) }) else {
                     throw LedgerFormatError("an aggregates grant needs 6 (k)")
                 }
                 mode = .aggregates(k: k)
@@ -170,17 +170,17 @@ public struct AccessStatusResponse: Hashable, Sendable {
             }
             var reads: [Read] = []
             for item in map[intKey: 10]?.arrayValue ?? [] {
-                guard let height = item[intKey: 1]?.uint64Value, let manager = item[intKey: 2]?.textValue,
-                    let count = item[intKey: 3]?.uint64Value, let servedAt = item[intKey: 4]?.uint64Value,
+                guard let height = item[intKey: 1]?.wireUInt, let manager = item[intKey: 2]?.textValue,
+                    let count = item[intKey: 3]?.wireUInt, let servedAt = item[intKey: 4]?.wireUInt,
                     let fetchBytes = item[intKey: 5]?.bytesValue, let fetch = Hash256(bytes: fetchBytes)
                 else { throw LedgerFormatError("a read is {1: height, 2: manager, 3: count, 4: served at, 5: fetch}") }
                 reads.append(Read(height: height, manager: manager, count: count, servedAt: servedAt, fetch: fetch))
             }
             content = .granted(
                 committedAt: committedAt, mode: mode, kinds: kindItems.compactMap(\.textValue), expiresAt: expiresAt,
-                revokedAt: map[intKey: 9]?.uint64Value, reads: reads)
+                revokedAt: map[intKey: 9]?.wireUInt, reads: reads)
         case "denied":
-            guard let committedAt = map[intKey: 4]?.uint64Value,
+            guard let committedAt = map[intKey: 4]?.wireUInt,
                 let code = map[intKey: 11]?.textValue.flatMap(DenialCode.init(rawValue:)),
                 let message = map[intKey: 12]?.textValue
             else { throw LedgerFormatError("an access status denial needs 4, 11 (a known code) and 12") }

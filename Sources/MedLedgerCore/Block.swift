@@ -71,8 +71,8 @@ public struct BlockHeader: Hashable, Sendable {
             return hash
         }
         guard map[intKey: 1]?.int64Value == 1 else { throw LedgerFormatError("block header version is not 1") }
-        guard let channel = map[intKey: 2]?.textValue, let height = map[intKey: 3]?.uint64Value,
-            let time = map[intKey: 5]?.uint64Value, let proposer = map[intKey: 6]?.textValue,
+        guard let channel = map[intKey: 2]?.textValue, let height = map[intKey: 3]?.wireUInt,
+            let time = map[intKey: 5]?.wireUInt, let proposer = map[intKey: 6]?.textValue,
             let readingCount = map[intKey: 10]?.int64Value.flatMap({ Int(exactly: $0) }),
             let transactionCount = map[intKey: 11]?.int64Value.flatMap({ Int(exactly: $0) }),
             readingCount >= 0, transactionCount >= 0, map.mapValue?.count == 11

@@ -84,6 +84,20 @@ extension CBOR {
         return nil
     }
 
+    /// The largest unsigned integer any MedLedger message carries (2^63 − 1): seqs, times,
+    /// heights, rounds, counts and positions all fit in SQLite's signed 64-bit integers and in
+    /// `Int64`, so no conversion on their way from the wire to a store can trap.
+    public static let maxWireInteger = UInt64(Int64.max)
+
+    /// The value of an `unsigned` item from 0 to `maxWireInteger`, or `nil` for anything else:
+    /// how every MedLedger decoder reads an unsigned field (docs/FORMATS.md, "Integers").
+    public var wireUInt: UInt64? {
+        if case .unsigned(let n) = self, n <= Self.maxWireInteger {
+            return n
+        }
+        return nil
+    }
+
     /// The value of an `unsigned` or `negative` item, or `nil` when it is another kind of item
     /// or does not fit in `Int64`.
     public var int64Value: Int64? {

@@ -136,13 +136,13 @@ public struct CommitCertificate: Hashable, Sendable {
     /// - Throws: `LedgerFormatError` naming what is wrong.
     public init(decoding bytes: [UInt8]) throws(LedgerFormatError) {
         let map = try LedgerFormatError.decodeDeterministic(bytes, what: "commit certificate")
-        guard let channel = map[intKey: 1]?.textValue, let height = map[intKey: 2]?.uint64Value,
-            let round = map[intKey: 3]?.uint64Value, let raw = map[intKey: 4]?.bytesValue,
+        guard let channel = map[intKey: 1]?.textValue, let height = map[intKey: 2]?.wireUInt,
+            let round = map[intKey: 3]?.wireUInt, let raw = map[intKey: 4]?.bytesValue,
             let hash = Hash256(bytes: raw), let items = map[intKey: 5]?.arrayValue
         else { throw LedgerFormatError("a commit certificate is {1: channel, 2: height, 3: round, 4: hash, 5: sigs}") }
         var signatures: [ValidatorSignature] = []
         for item in items {
-            guard let pair = item.arrayValue, pair.count == 2, let index = pair[0].uint64Value,
+            guard let pair = item.arrayValue, pair.count == 2, let index = pair[0].wireUInt,
                 index < 1 << 16, let signature = pair[1].bytesValue
             else { throw LedgerFormatError("a certificate signature is [validator index, signature bytes]") }
             signatures.append(ValidatorSignature(validator: Int(index), signature: signature))

@@ -196,9 +196,9 @@ public struct Genesis: Hashable, Sendable, Codable {
             return out
         }
         guard let version = map[intKey: 1]?.int64Value, let channel = map[intKey: 2]?.textValue,
-            let createdAt = map[intKey: 3]?.uint64Value, let params = map[intKey: 7],
+            let createdAt = map[intKey: 3]?.wireUInt, let params = map[intKey: 7],
             let maxReadings = params[intKey: 1]?.int64Value, let maxBytes = params[intKey: 2]?.int64Value,
-            let timeoutMs = params[intKey: 3]?.uint64Value, let skewMs = map[intKey: 8]?.uint64Value,
+            let timeoutMs = params[intKey: 3]?.wireUInt, let skewMs = map[intKey: 8]?.wireUInt,
             let kindItems = map[intKey: 9]?.arrayValue,
             let maxReadingsInt = Int(exactly: maxReadings), let maxBytesInt = Int(exactly: maxBytes)
         else { throw LedgerFormatError("genesis lacks a field or has one of the wrong type") }

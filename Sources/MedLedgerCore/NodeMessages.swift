@@ -98,8 +98,8 @@ public struct SyncRequest: Hashable, Sendable {
     public init(decoding bytes: [UInt8]) throws(LedgerFormatError) {
         let map = try LedgerFormatError.decodeDeterministic(
             bytes, what: "sync request", limits: CBORLimits(maxDepth: 2, maxInputBytes: 256, maxItems: 8))
-        guard let channel = map[intKey: 1]?.textValue, let from = map[intKey: 2]?.uint64Value, from >= 1,
-            let count = map[intKey: 3]?.uint64Value, (1...UInt64(Self.maxCount)).contains(count)
+        guard let channel = map[intKey: 1]?.textValue, let from = map[intKey: 2]?.wireUInt, from >= 1,
+            let count = map[intKey: 3]?.wireUInt, (1...UInt64(Self.maxCount)).contains(count)
         else { throw LedgerFormatError("a sync request is {1: channel, 2: from (>= 1), 3: count (1...64)}") }
         self.init(channel: channel, from: from, count: Int(count))
     }
@@ -135,7 +135,7 @@ public struct SyncResponse: Hashable, Sendable {
             limits: CBORLimits(
                 maxDepth: 3, maxInputBytes: one * 4, maxItems: SyncRequest.maxCount + 8, maxStringBytes: one,
                 maxCollectionCount: SyncRequest.maxCount))
-        guard let items = map[intKey: 1]?.arrayValue, let height = map[intKey: 2]?.uint64Value else {
+        guard let items = map[intKey: 1]?.arrayValue, let height = map[intKey: 2]?.wireUInt else {
             throw LedgerFormatError("a sync response is {1: [blocks], 2: height}")
         }
         var blocks: [[UInt8]] = []

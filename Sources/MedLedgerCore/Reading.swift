@@ -146,11 +146,11 @@ public struct Reading: Hashable, Sendable {
         guard let device = map[intKey: 2]?.textValue else {
             throw ReadingRejection(.malformed, "key 2 (device) is missing or not text")
         }
-        guard let seq = map[intKey: 3]?.uint64Value, seq >= 1 else {
-            throw ReadingRejection(.malformed, "key 3 (seq) is missing or not an unsigned integer from 1")
+        guard let seq = map[intKey: 3]?.wireUInt, seq >= 1 else {
+            throw ReadingRejection(.malformed, "key 3 (seq) is missing or not an unsigned integer from 1 to 2^63-1")
         }
-        guard let time = map[intKey: 4]?.uint64Value else {
-            throw ReadingRejection(.malformed, "key 4 (time) is missing or not an unsigned integer")
+        guard let time = map[intKey: 4]?.wireUInt else {
+            throw ReadingRejection(.malformed, "key 4 (time) is missing or not an unsigned integer up to 2^63-1")
         }
         guard let items = map[intKey: 5]?.arrayValue, (1...Self.maxRecords).contains(items.count) else {
             throw ReadingRejection(.malformed, "key 5 (records) is missing or not an array of 1 to 16 maps")

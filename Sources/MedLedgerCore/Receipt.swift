@@ -67,14 +67,14 @@ where Reason.RawValue == String {
         } catch {
             throw LedgerFormatError("receipt: \(error)")
         }
-        guard let seq = map[intKey: 1]?.uint64Value, let status = map[intKey: 2]?.textValue else {
+        guard let seq = map[intKey: 1]?.wireUInt, let status = map[intKey: 2]?.textValue else {
             throw LedgerFormatError("a receipt needs 1 (seq) and 2 (status)")
         }
         switch status {
         case "accepted":
             self.init(seq: seq, status: .accepted)
         case "committed":
-            guard let height = map[intKey: 3]?.uint64Value, let raw = map[intKey: 4]?.bytesValue,
+            guard let height = map[intKey: 3]?.wireUInt, let raw = map[intKey: 4]?.bytesValue,
                 let hash = Hash256(bytes: raw)
             else { throw LedgerFormatError("a committed receipt needs 3 (height) and 4 (a 32-byte block hash)") }
             self.init(seq: seq, status: .committed(height: height, blockHash: hash))

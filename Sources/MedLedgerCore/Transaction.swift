@@ -157,7 +157,7 @@ public enum TransactionBody: Hashable, Sendable {
             return value
         }
         func uint(_ key: Int64, _ what: String) throws(LedgerFormatError) -> UInt64 {
-            guard let value = fields[intKey: key]?.uint64Value else {
+            guard let value = fields[intKey: key]?.wireUInt else {
                 throw LedgerFormatError("\(type): body key \(key) (\(what)) is missing or not an unsigned integer")
             }
             return value
@@ -304,7 +304,7 @@ public struct Transaction: Hashable, Sendable {
             throw LedgerFormatError("transaction payload: \(error)")
         }
         guard let channel = map[intKey: 1]?.textValue, let submitter = map[intKey: 2]?.textValue,
-            let seq = map[intKey: 3]?.uint64Value, seq >= 1, let time = map[intKey: 4]?.uint64Value,
+            let seq = map[intKey: 3]?.wireUInt, seq >= 1, let time = map[intKey: 4]?.wireUInt,
             let type = map[intKey: 5]?.textValue, let fields = map[intKey: 6], fields.mapValue != nil
         else {
             throw LedgerFormatError(

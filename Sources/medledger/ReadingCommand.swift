@@ -112,6 +112,9 @@ enum ReadingJSON {
             let seq = (object["seq"] as? NSNumber)?.uint64Value, let time = (object["time"] as? NSNumber)?.uint64Value,
             let items = object["records"] as? [[String: Any]]
         else { throw ToolError("the reading needs channel, device, seq, time and records") }
+        guard (1...CBOR.maxWireInteger).contains(seq), time <= CBOR.maxWireInteger else {
+            throw ToolError("seq must be from 1 to 2^63-1 and time at most 2^63-1 (docs/PROTOCOL.md)")
+        }
         let records = try items.enumerated().map { index, item in
             guard let code = item["code"] as? String, let unit = item["unit"] as? String,
                 let number = item["value"] as? NSNumber

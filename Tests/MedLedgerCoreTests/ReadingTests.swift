@@ -53,6 +53,24 @@ struct ReadingTests {
         #expect(try verdict(signed(reading())) == nil)
     }
 
+    /// Seqs and times are unsigned integers up to 2^63-1 (docs/PROTOCOL.md): a value beyond is
+    /// `malformed`, never a trap further on (a seq of 2^63 once stopped every node at the store).
+    @Test(arguments: [
+        (UInt64(0), false), (1, true), (1 << 31, true), (1 << 53, true), (UInt64(Int64.max), true),
+        (UInt64(Int64.max) + 1, false), (UInt64.max, false),
+    ])
+    func seqsAndTimesOutsideTheirRangeAreMalformed(value: UInt64, inRange: Bool) throws {
+        let asSeq = try verdict(signed(reading(seq: value)), now: UInt64(Int64.max))
+        let asTime = try verdict(signed(reading(time: value)), now: UInt64(Int64.max))
+        if inRange {
+            #expect(asSeq == nil, "seq \(value)")
+            #expect(asTime == nil, "time \(value)")
+        } else {
+            #expect(asSeq == .malformed, "seq \(value)")
+            #expect(asTime == (value == 0 ? nil : .malformed), "time \(value)")
+        }
+    }
+
     @Test func signedReadingsRoundTrip() throws {
         let original = reading(records: [
             ReadingRecord(code: "8310-5", unit: "Cel", value: .float(36.6)),

@@ -96,6 +96,29 @@ struct LedgerStoreTests {
         #expect(try store.committedReading(device: "nobody", seq: 1) == nil)
     }
 
+    /// The largest seq and time a reading may carry (2^63-1) go through a block into the store,
+    /// its queries and its verification without a trapping conversion.
+    @Test func theLargestSeqAndTimeAreStoredFoundAndVerified() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try LedgerStore(path: directory.file("ledger.sqlite"), genesis: channel.genesis)
+        let key = TestChannel.deviceKey(1)
+        let registration = channel.transaction(
+            seq: 1, .registerDevice(device: "edge-1", key: key.publicKey, patient: "p-1"))
+        let first = channel.block(on: store.state, transactions: [registration])
+        try store.append(first, certificate: channel.certificate(for: first.header))
+        let largest = UInt64(Int64.max)
+        let edge = channel.reading(device: "edge-1", key: key, seq: largest, time: largest)
+        let second = channel.block(on: store.state, readings: [edge], time: largest)
+        try store.append(second, certificate: channel.certificate(for: second.header))
+        let found = try #require(try store.committedReading(device: "edge-1", seq: largest))
+        #expect(found.bytes == edge.bytes && found.height == 2)
+        #expect(try store.readings(matching: ReadingQuery(device: "edge-1")).map(\.seq) == [largest])
+        #expect(store.state.devices["edge-1"]?.replay.highest == largest)
+        let report = try StoreVerifier.verify(path: directory.file("ledger.sqlite"))
+        #expect(report.isIntact, "\(report.problems)")
+    }
+
     @Test func proofsVerifyAgainstTheCertifiedHeader() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
