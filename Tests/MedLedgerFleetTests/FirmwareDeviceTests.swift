@@ -216,6 +216,16 @@ struct FirmwareDeviceTests {
         let strict = FleetReport(devices: [device])
         #expect(strict.mismatchCount == 2)
         #expect(strict.mismatches.last?.hasPrefix("2 honest reading(s) never committed (e.g. dev-0 1,4)") == true)
+        // A reading made but never published (the run stopped first) is kept, not lost: it is
+        // pending and unsent, and no mismatch.
+        let unsentSample = device.sample(now: start + 5000, faults: .none, skewMs: 300_000)
+        let unsent = try #require(unsentSample)
+        let withUnsent = FleetReport(devices: [device])
+        #expect(withUnsent.pending == 3 && withUnsent.unsent == 1)
+        #expect(withUnsent.mismatchCount == 2, "\(withUnsent.mismatches)")
+        #expect(withUnsent.mismatches.last?.hasPrefix("2 honest reading(s) never committed") == true)
+        #expect(withUnsent.summary().contains("(1 never sent: kept by their devices, not lost)"))
+        #expect(device.keptHonest(seq: unsent.receiptSeq)?.firstSent == nil)
     }
 
     @Test func noSeqBeyondTheReservationIsUsed() throws {

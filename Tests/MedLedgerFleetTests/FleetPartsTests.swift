@@ -165,6 +165,7 @@ struct FleetPartsTests {
 
         // A reading pending on the device but committed (its receipt not here yet) is fine.
         let pendingOut = devices[0].sample(now: channel.genesis.createdAt + 5000, faults: .none, skewMs: 300_000)!
+        #expect(devices[0].takeDue(now: channel.genesis.createdAt + 5000, resendAfter: 60_000) == [pendingOut.bytes])
         var block = channel.block(on: store.state, readings: [try SignedReading(decoding: pendingOut.bytes)])
         try store.append(block, certificate: channel.certificate(for: block.header))
         report = FleetReport(devices: devices)

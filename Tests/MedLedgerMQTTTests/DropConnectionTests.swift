@@ -2,6 +2,7 @@ import Foundation
 import MedLedgerBroker
 import MedLedgerMQTT
 import MedLedgerTestSupport
+import Synchronization
 import Testing
 
 @Suite("Dropping a connection as a device that loses power does", .network)
@@ -20,13 +21,22 @@ struct DropConnectionTests {
             let events = client.events()
             let start = ContinuousClock.now
             client.dropConnection(reconnectAfter: .milliseconds(800))
-            let seen = try await within(.seconds(10), "lost and back") {
-                var seen: [MQTTConnectionEvent] = []
-                for await event in events {
-                    seen.append(event)
-                    if case .connected = event { break }
+            let collected = Mutex<[MQTTConnectionEvent]>([])
+            let seen: [MQTTConnectionEvent]
+            do {
+                seen = try await within(.seconds(10), "lost and back") {
+                    for await event in events {
+                        collected.withLock { $0.append(event) }
+                        if case .connected = event { break }
+                    }
+                    return collected.withLock { $0 }
                 }
-                return seen
+            } catch {
+                // What it saw: the events so far, the client's state and its reconnects.
+                let events = collected.withLock { $0 }
+                Issue.record(
+                    "\(error); events seen: \(events), state \(client.state), reconnects \(client.reconnectCount)")
+                return
             }
             let back = ContinuousClock.now - start
             guard case .disconnected(let error?) = seen.first else {
@@ -39,8 +49,8 @@ struct DropConnectionTests {
             // The subscription is made again: a message on it arrives.
             let publisher = try await connectedClient(broker, "drop-publisher")
             defer { publisher.shutdown() }
-            try await publisher.publish(topic: "drop/\(id)", payload: [7])
-            let received = try await collect(client, "the message after the drop") { !$0.isEmpty }
+            let received = try await publishUntilReceived(
+                publisher, client, topic: "drop/\(id)", payload: [7], "the message after the drop")
             #expect(received.first?.payload == [7])
             try await eventually(.seconds(5), "the broker's log line") {
                 broker.logTail(lines: 200).contains("Client \(id) closed its connection")

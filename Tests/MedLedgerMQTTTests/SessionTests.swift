@@ -118,10 +118,8 @@ struct SessionTests {
             }
             #expect(sawReconnecting)
             try await publisher.flush(timeout: .seconds(20))
-            try await publisher.publish(topic: "restart/after", payload: [43])
-            let received = try await collect(subscriber, "messages after the restart") { received in
-                received.contains { $0.topic == "restart/after" }
-            }
+            let received = try await publishUntilReceived(
+                publisher, subscriber, topic: "restart/after", payload: [43], "messages after the restart")
             #expect(received.contains { $0.topic == "restart/after" && $0.payload == [43] })
             // The queued message reached a broker whose subscription was not yet made again, or this one.
             await current.stop()

@@ -49,6 +49,22 @@ func collect(
     }
 }
 
+/// Publishes `payload` on `topic` every 200 ms until `subscriber` has received a message there,
+/// and returns what it received: for a subscriber whose subscription is being made again after a
+/// reconnect (its SUBSCRIBE and another client's PUBLISH may reach the broker in either order).
+func publishUntilReceived(
+    _ publisher: MQTTClient, _ subscriber: MQTTClient, topic: String, payload: [UInt8], _ what: String
+) async throws -> [MQTTMessage] {
+    let publishing = Task {
+        while !Task.isCancelled {
+            try await publisher.publish(topic: topic, payload: payload)
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+    defer { publishing.cancel() }
+    return try await collect(subscriber, what) { received in received.contains { $0.topic == topic } }
+}
+
 extension UInt64 {
     var bytes: [UInt8] { withUnsafeBytes(of: bigEndian, Array.init) }
     init(bytes: [UInt8]) { self = bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }

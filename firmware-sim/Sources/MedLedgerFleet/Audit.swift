@@ -19,6 +19,10 @@ public struct FleetReport: Sendable, Codable {
     public var committed = 0
     /// Honest readings not answered yet (still kept by their devices).
     public var pending = 0
+    /// Of the pending ones, those never published (made while the device was offline or just
+    /// before the run stopped): the device keeps them to send later, so they are not lost and
+    /// not a mismatch.
+    public var unsent = 0
     /// Of the pending ones, those the audit found in the ledger with the bytes sent (committed,
     /// their receipt not yet arrived).
     public var committedWithoutReceipt = 0
@@ -74,7 +78,7 @@ public struct FleetReport: Sendable, Codable {
     private var pendingNames: [String] = []
 
     private enum CodingKeys: String, CodingKey {
-        case devices, made, sent, resent, honest, committed, pending, committedWithoutReceipt, faulty
+        case devices, made, sent, resent, honest, committed, pending, unsent, committedWithoutReceipt, faulty
         case afterRevocation, inDoubt, inDoubtCommitted, inDoubtRejected, inDoubtPending, rejected
         case awaitingRejection, accepted, busy, repeatedReceipts, storeFull, seqStarved, replaysOwed, latency, audited
         case auditedFromHeight, auditedHeight, auditedReadings, mismatchCount, mismatches
@@ -117,12 +121,12 @@ public struct FleetReport: Sendable, Codable {
                 awaitingRejection[reason.rawValue, default: 0] += count
             }
             for unexpected in account.unexpected { mismatch("\(device.id) \(unexpected)") }
-            let pendingHonest = device.pendingHonest
-            pending += pendingHonest
-            if pendingHonest > 0, pendingNames.count < 10 {
-                let seqs = device.kept.values.flatMap { $0 }.filter { $0.expectation == .committed && !$0.inDoubt }
-                    .map(\.seq).sorted()
-                pendingNames.append("\(device.id) \(seqs.prefix(5).map(String.init).joined(separator: ","))")
+            pending += device.pendingHonest
+            let kept = device.kept.values.flatMap { $0 }.filter { $0.expectation == .committed && !$0.inDoubt }
+            let sentSeqs = kept.filter { $0.firstSent != nil }.map(\.seq).sorted()
+            unsent += kept.count - sentSeqs.count
+            if !sentSeqs.isEmpty, pendingNames.count < 10 {
+                pendingNames.append("\(device.id) \(sentSeqs.prefix(5).map(String.init).joined(separator: ","))")
             }
         }
         for (reason, count) in awaitingRejection.sorted(by: { $0.key < $1.key }) {
@@ -136,16 +140,19 @@ public struct FleetReport: Sendable, Codable {
         if mismatches.count < Self.mismatchListLimit { mismatches.append(text) }
     }
 
+    /// Honest readings sent and not answered: the ones a drained run should have committed.
+    private var pendingSent: Int { pending - unsent }
+
     private var pendingLine: String {
-        "\(pending) honest reading(s) never committed (e.g. \(pendingNames.joined(separator: "; ")))"
+        "\(pendingSent) honest reading(s) never committed (e.g. \(pendingNames.joined(separator: "; ")))"
     }
 
     private mutating func notePending() {
-        if pendingIsMismatch, pending > 0 { mismatch(pendingLine) }
+        if pendingIsMismatch, pendingSent > 0 { mismatch(pendingLine) }
     }
 
     private mutating func retractPending() {
-        guard pendingIsMismatch, pending > 0 else { return }
+        guard pendingIsMismatch, pendingSent > 0 else { return }
         mismatchCount -= 1
         if let index = mismatches.firstIndex(of: pendingLine) { mismatches.remove(at: index) }
     }
@@ -188,7 +195,7 @@ public struct FleetReport: Sendable, Codable {
             }
         }
         retractPending()
-        var pendingLeft = pending
+        var pendingLeft = pendingSent
         for (number, device) in devices.enumerated() {
             let account = device.account
             let ledger = found[number] ?? [:]
@@ -226,7 +233,7 @@ public struct FleetReport: Sendable, Codable {
                 if let pendingReading = device.keptHonest(seq: seq) {
                     if Hash256.sha256(pendingReading.bytes) == copies[0].2 {
                         committedWithoutReceipt += 1
-                        if !pendingReading.inDoubt { pendingLeft -= 1 }
+                        if !pendingReading.inDoubt, pendingReading.firstSent != nil { pendingLeft -= 1 }
                     } else {
                         mismatch("\(device.id) seq \(seq): the ledger holds other bytes than the device sent")
                     }
@@ -253,6 +260,7 @@ extension FleetReport {
         var lines = [
             "fleet: \(report.devices) devices, \(report.made) messages made, \(report.sent) sent, \(report.resent) resent",
             "  honest: \(report.honest) made, \(report.committed) committed, \(report.pending) still pending"
+                + (report.unsent > 0 ? " (\(report.unsent) never sent: kept by their devices, not lost)" : "")
                 + (report.committedWithoutReceipt > 0
                     ? " (\(report.committedWithoutReceipt) in the ledger without their receipt yet)" : ""),
             "  faulty: \(list(report.faulty))",
