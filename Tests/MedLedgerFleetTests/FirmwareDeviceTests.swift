@@ -14,6 +14,7 @@ struct FirmwareDeviceTests {
             patient: PatientProfile(id: "patient-\(number)", abnormalShare: 0.3, random: &random),
             registered: registered, channel: channel.genesis.channel, capacity: capacity, seed: seed &+ 1)
         device.reservedThrough = 1_000_000
+        device.markConnected()  // as its fleet shard does once its client connects
         return device
     }
 
@@ -226,6 +227,18 @@ struct FirmwareDeviceTests {
         #expect(withUnsent.mismatches.last?.hasPrefix("2 honest reading(s) never committed") == true)
         #expect(withUnsent.summary().contains("(1 never sent: kept by their devices, not lost)"))
         #expect(device.keptHonest(seq: unsent.receiptSeq)?.firstSent == nil)
+        // A device that never connected (a wrong password, no broker) sent nothing: that is a
+        // failure of the run, not readings kept for later.
+        var profileRandom = SeededRandom(seed: 9)
+        var neverConnected = FirmwareDevice(
+            id: "dev-9", key: TestChannel.deviceKey(9), kind: .glucometer,
+            patient: PatientProfile(id: "patient-9", abnormalShare: 0, random: &profileRandom),
+            registered: true, channel: channel.genesis.channel, seed: 9)
+        neverConnected.reservedThrough = 10
+        _ = neverConnected.sample(now: start, faults: .none, skewMs: 300_000)
+        let stranded = FleetReport(devices: [neverConnected])
+        #expect(stranded.neverConnected == 1 && stranded.unsent == 1)
+        #expect(stranded.mismatches == ["1 device(s) never connected to a broker: their messages were never sent"])
     }
 
     @Test func noSeqBeyondTheReservationIsUsed() throws {

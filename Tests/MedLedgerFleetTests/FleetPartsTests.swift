@@ -131,6 +131,7 @@ struct FleetPartsTests {
                 patient: PatientProfile(id: "p-\(number)", abnormalShare: 0, random: &random), registered: true,
                 channel: "ward-7", seed: UInt64(number))
             device.reservedThrough = 100
+            device.markConnected()  // as its fleet shard does once its client connects
             devices.append(device)
         }
         for round in 0..<3 {

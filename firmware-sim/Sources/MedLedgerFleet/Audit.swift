@@ -21,8 +21,11 @@ public struct FleetReport: Sendable, Codable {
     public var pending = 0
     /// Of the pending ones, those never published (made while the device was offline or just
     /// before the run stopped): the device keeps them to send later, so they are not lost and
-    /// not a mismatch.
+    /// not a mismatch, unless their device never connected (`neverConnected`).
     public var unsent = 0
+    /// Devices that made messages but never connected to a broker (refused, unreachable): their
+    /// messages were never sent, which is a mismatch at the end of a run.
+    public var neverConnected = 0
     /// Of the pending ones, those the audit found in the ledger with the bytes sent (committed,
     /// their receipt not yet arrived).
     public var committedWithoutReceipt = 0
@@ -78,7 +81,8 @@ public struct FleetReport: Sendable, Codable {
     private var pendingNames: [String] = []
 
     private enum CodingKeys: String, CodingKey {
-        case devices, made, sent, resent, honest, committed, pending, unsent, committedWithoutReceipt, faulty
+        case devices, made, sent, resent, honest, committed, pending, unsent, neverConnected, committedWithoutReceipt
+        case faulty
         case afterRevocation, inDoubt, inDoubtCommitted, inDoubtRejected, inDoubtPending, rejected
         case awaitingRejection, accepted, busy, repeatedReceipts, storeFull, seqStarved, replaysOwed, latency, audited
         case auditedFromHeight, auditedHeight, auditedReadings, mismatchCount, mismatches
@@ -121,6 +125,7 @@ public struct FleetReport: Sendable, Codable {
                 awaitingRejection[reason.rawValue, default: 0] += count
             }
             for unexpected in account.unexpected { mismatch("\(device.id) \(unexpected)") }
+            if account.made > 0, !account.connected { neverConnected += 1 }
             pending += device.pendingHonest
             let kept = device.kept.values.flatMap { $0 }.filter { $0.expectation == .committed && !$0.inDoubt }
             let sentSeqs = kept.filter { $0.firstSent != nil }.map(\.seq).sorted()
@@ -128,6 +133,9 @@ public struct FleetReport: Sendable, Codable {
             if !sentSeqs.isEmpty, pendingNames.count < 10 {
                 pendingNames.append("\(device.id) \(sentSeqs.prefix(5).map(String.init).joined(separator: ","))")
             }
+        }
+        if pendingIsMismatch, neverConnected > 0 {
+            mismatch("\(neverConnected) device(s) never connected to a broker: their messages were never sent")
         }
         for (reason, count) in awaitingRejection.sorted(by: { $0.key < $1.key }) {
             mismatch("\(count) faulty message(s) expecting '\(reason)' got no such rejection")

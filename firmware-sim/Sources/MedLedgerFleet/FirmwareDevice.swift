@@ -352,6 +352,9 @@ public struct FirmwareDevice: Sendable {
         revocation = .committed
     }
 
+    /// The device's connection to a broker came up (its messages can be sent from now on).
+    public mutating func markConnected() { account.connected = true }
+
     /// Takes a receipt from the device's receipts topic.
     /// - Parameters:
     ///   - receipt: the receipt.
@@ -505,6 +508,8 @@ public struct UnexpectedReceipt: Hashable, Sendable, CustomStringConvertible {
 
 /// What happened to one device's messages.
 public struct DeviceAccount: Sendable {
+    /// Whether the device's connection to a broker came up at least once.
+    public var connected = false
     /// Messages made.
     public var made = 0
     /// Honest readings made (each must be committed exactly once), including those in doubt.

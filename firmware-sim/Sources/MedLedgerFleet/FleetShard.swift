@@ -248,6 +248,7 @@ actor FleetShard {
         guard !closed else { return }
         slots[index].subscribed = true
         slots[index].connectAttempts = 0
+        slots[index].device.markConnected()
         guard slots[index].link == .connecting else { return }
         slots[index].link = .online
         slots[index].seenReconnects = slots[index].client.reconnectCount
