@@ -195,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "MedLedgerMQTTTests",
             dependencies: [
-                "MedLedgerMQTT", "MedLedgerBroker", "MedLedgerTestSupport",
+                "MedLedgerMQTT", "MedLedgerBroker", "MedLedgerCore", "MedLedgerTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -34,6 +34,8 @@ public struct HospitalBrokerOptions: Hashable, Sendable {
     public var minimumTLSVersion: String
     /// The most QoS 1 messages queued per client above those in flight.
     public var maxQueuedMessages: Int
+    /// The packet size and queued bytes per client.
+    public var limits: BrokerLimits
     /// A directory of more configuration (bridges), or nil.
     public var includeDirectory: String?
 
@@ -42,7 +44,7 @@ public struct HospitalBrokerOptions: Hashable, Sendable {
         port: Int = 8883, bindAddress: String = "0.0.0.0", caFile: String, certificateFile: String, keyFile: String,
         authentication: BrokerAuthentication = .certificate, passwordFile: String? = nil, aclFile: String,
         persistenceDirectory: String = "/var/lib/mosquitto/", minimumTLSVersion: String = "tlsv1.2",
-        maxQueuedMessages: Int = 1_000_000, includeDirectory: String? = nil
+        maxQueuedMessages: Int = 1_000_000, limits: BrokerLimits = .standard, includeDirectory: String? = nil
     ) {
         self.port = port
         self.bindAddress = bindAddress
@@ -55,6 +57,7 @@ public struct HospitalBrokerOptions: Hashable, Sendable {
         self.persistenceDirectory = persistenceDirectory
         self.minimumTLSVersion = minimumTLSVersion
         self.maxQueuedMessages = maxQueuedMessages
+        self.limits = limits
         self.includeDirectory = includeDirectory
     }
 }
@@ -211,11 +214,42 @@ public struct ChannelACL: Hashable, Sendable {
     }
 }
 
+/// What a broker bounds for every client, so that no client can make it hold without limit: the
+/// largest packet it takes (a larger one ends the sender's connection) and the bytes it queues
+/// for a client that does not read (beyond them, QoS 1 messages to that client are dropped; a
+/// node that falls so far behind catches up from its peers).
+public struct BrokerLimits: Hashable, Sendable {
+    /// `max_packet_size`, bytes.
+    public var maxPacketBytes: Int
+    /// `max_queued_bytes`, bytes per client.
+    public var maxQueuedBytes: Int
+
+    /// Limits as given.
+    public init(maxPacketBytes: Int, maxQueuedBytes: Int) {
+        self.maxPacketBytes = maxPacketBytes
+        self.maxQueuedBytes = maxQueuedBytes
+    }
+
+    /// The limits for a channel whose largest message is `largestMessage` bytes (a sync response
+    /// of its largest blocks: `SyncResponse.maxEncodedBytes`): packets up to that and 64 KiB more
+    /// (topic and properties), rounded up to a MiB; queues of 64 such messages, 256 MiB at least.
+    public init(largestMessage: Int) {
+        let mib = 1 << 20
+        let packet = (max(largestMessage, 0) + (64 << 10) + mib - 1) / mib * mib
+        self.init(maxPacketBytes: packet, maxQueuedBytes: max(256 * mib, packet * 64))
+    }
+
+    /// The limits for the default blocks (1 MiB): 9 MiB packets, 576 MiB queued per client.
+    public static let standard = BrokerLimits(largestMessage: 4 * ((1 << 20) * 2 + (64 << 10)))
+}
+
 /// The Mosquitto configurations MedLedger deploys.
 public enum BrokerConfigs {
     /// The local development broker: loopback, anonymous, queues large enough that QoS 1 is not
     /// dropped in normal use (Mosquitto's default of 1000 queued messages per client drops them).
-    public static func dev(port: Int = 1883, maxQueuedMessages: Int = 1_000_000) -> String {
+    public static func dev(
+        port: Int = 1883, maxQueuedMessages: Int = 1_000_000, limits: BrokerLimits = .standard
+    ) -> String {
         """
         # MedLedger development broker: loopback only, anonymous, for a local devnet.
         # Not for a hospital: anyone on this machine may publish and subscribe to anything.
@@ -223,9 +257,11 @@ public enum BrokerConfigs {
         listener \(port) 127.0.0.1
         allow_anonymous true
         # Mosquitto's default (1000 queued messages per client) silently drops QoS 1 messages to a
-        # slow or offline subscriber; 0 for max_queued_bytes means no byte limit.
+        # slow or offline subscriber; bytes queued per client and the packet size are bounded by
+        # what the channel's largest message needs (a sync response of its largest blocks).
         max_queued_messages \(maxQueuedMessages)
-        max_queued_bytes 0
+        max_queued_bytes \(limits.maxQueuedBytes)
+        max_packet_size \(limits.maxPacketBytes)
         max_inflight_messages 1000
         persistent_client_expiration 1d
         set_tcp_nodelay true
@@ -274,9 +310,12 @@ public enum BrokerConfigs {
         text += """
 
             # QoS 1 is never silently dropped in normal use: Mosquitto's default queue of 1000
-            # messages per client would drop them for a slow or offline subscriber.
+            # messages per client would drop them for a slow or offline subscriber. Bytes queued
+            # per client and the packet size are bounded by what the channel's largest message
+            # needs (a sync response of its largest blocks); a larger packet ends its connection.
             max_queued_messages \(options.maxQueuedMessages)
-            max_queued_bytes 0
+            max_queued_bytes \(options.limits.maxQueuedBytes)
+            max_packet_size \(options.limits.maxPacketBytes)
             max_inflight_messages 1000
             # Sessions of clients that are gone for good end after a week.
             persistent_client_expiration 7d

@@ -126,6 +126,12 @@ public struct SyncResponse: Hashable, Sendable {
         ]).encoded()
     }
 
+    /// The largest encoded sync response a channel's peers take: the largest message any node
+    /// of the channel sends, and so what a broker's packet limit must allow (`BrokerLimits`).
+    public static func maxEncodedBytes(_ parameters: BlockParameters) -> Int {
+        CommittedBlock.maxEncodedBytes(parameters) * 4
+    }
+
     /// Decodes one, within a channel's limits.
     /// - Throws: `LedgerFormatError` naming what is wrong.
     public init(decoding bytes: [UInt8], parameters: BlockParameters) throws(LedgerFormatError) {
@@ -133,7 +139,8 @@ public struct SyncResponse: Hashable, Sendable {
         let map = try LedgerFormatError.decodeDeterministic(
             bytes, what: "sync response",
             limits: CBORLimits(
-                maxDepth: 3, maxInputBytes: one * 4, maxItems: SyncRequest.maxCount + 8, maxStringBytes: one,
+                maxDepth: 3, maxInputBytes: Self.maxEncodedBytes(parameters), maxItems: SyncRequest.maxCount + 8,
+                maxStringBytes: one,
                 maxCollectionCount: SyncRequest.maxCount))
         guard let items = map[intKey: 1]?.arrayValue, let height = map[intKey: 2]?.wireUInt else {
             throw LedgerFormatError("a sync response is {1: [blocks], 2: height}")

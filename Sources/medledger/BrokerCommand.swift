@@ -149,7 +149,8 @@ struct BrokerCommand: AsyncParsableCommand {
                 validators: genesis.council.map(\.id), registrars: genesis.registrars.map(\.id),
                 professionals: professionals, bridges: acceptBridges, bridgesCarryReadings: carryReadings)
             try Files.write(acl.render(), to: "\(outURL.path)/acl")
-            try Files.write(BrokerConfigs.dev(port: devPort), to: "\(outURL.path)/dev.conf")
+            let limits = BrokerLimits(largestMessage: SyncResponse.maxEncodedBytes(genesis.block))
+            try Files.write(BrokerConfigs.dev(port: devPort, limits: limits), to: "\(outURL.path)/dev.conf")
             let identities =
                 genesis.managers.map(\.id) + genesis.council.map(\.id) + genesis.registrars.map(\.id)
                 + professionals + unique + (bridges.isEmpty ? [] : [bridgeIdentity])
@@ -190,7 +191,8 @@ struct BrokerCommand: AsyncParsableCommand {
                 port: port, bindAddress: bind, caFile: "\(install)/certs/ca.crt",
                 certificateFile: "\(install)/certs/broker.crt", keyFile: "\(install)/certs/broker.key",
                 authentication: auth, passwordFile: "\(install)/passwd", aclFile: "\(install)/acl",
-                persistenceDirectory: persistenceDir, includeDirectory: bridges.isEmpty ? nil : "\(install)/bridges")
+                persistenceDirectory: persistenceDir, limits: limits,
+                includeDirectory: bridges.isEmpty ? nil : "\(install)/bridges")
             try Files.write(BrokerConfigs.hospital(hospitalOptions), to: "\(outURL.path)/hospital.conf")
             print(
                 "channel \(genesis.channel): wrote dev.conf, hospital.conf, acl (\(unique.count) device(s), "

@@ -95,15 +95,18 @@ final class ChildProcess {
     var report: String { "--- \(name) stdout:\n\(stdout)--- \(name) stderr:\n\(stderr)" }
 }
 
-/// Waits until a condition holds, polling every 10 ms; throws naming what it waited for.
+/// Waits until a condition holds, polling every 10 ms, for `timeout` times `testPatience` (as
+/// every wait of the suite: a limit is written for an idle machine); throws naming what it waited
+/// for and what it saw.
 func eventually(
     _ what: @autoclosure () -> String, timeout: Duration = .seconds(20),
     context: @autoclosure () -> String = "", _ condition: () throws -> Bool
 ) async throws {
-    let deadline = ContinuousClock.now + timeout
+    let limit = timeout * testPatience
+    let deadline = ContinuousClock.now + limit
     while try !condition() {
         guard ContinuousClock.now < deadline else {
-            throw HarnessError("timed out after \(timeout) waiting for \(what())\n\(context())")
+            throw HarnessError("timed out after \(limit) waiting for \(what())\n\(context())")
         }
         try await Task.sleep(for: .milliseconds(10))
     }

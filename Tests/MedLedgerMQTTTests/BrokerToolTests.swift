@@ -1,5 +1,6 @@
 import Foundation
 import MedLedgerBroker
+import MedLedgerCore
 import MedLedgerMQTT
 import MedLedgerTestSupport
 import Testing
@@ -16,6 +17,50 @@ struct BrokerToolTests {
             #expect(broker.port != 1883)
             let client = try await connectedClient(broker, "devconf")
             try await client.publish(topic: "medledger/v1/ward-7/readings/cuff-1", payload: [1])
+        }
+    }
+
+    @Test("a broker takes packets up to what the channel's largest message needs, and ends a larger one's connection")
+    func packetLimit() async throws {
+        // The standard limits are those of the default blocks' largest sync response.
+        #expect(BrokerLimits.standard == BrokerLimits(largestMessage: SyncResponse.maxEncodedBytes(BlockParameters())))
+        #expect(BrokerLimits.standard.maxPacketBytes == 9 << 20)
+        #expect(BrokerConfigs.dev().contains("max_packet_size 9437184"))
+        #expect(BrokerLimits(largestMessage: 100 << 20).maxPacketBytes == 101 << 20)
+        #expect(BrokerLimits(largestMessage: 100 << 20).maxQueuedBytes == (101 << 20) * 64)
+        try await withDevBroker { broker in
+            let subscriber = try await connectedClient(broker, "big-reader")
+            defer { subscriber.shutdown() }
+            try await subscriber.subscribe("big/#")
+            let client = try await connectedClient(broker, "big")
+            defer { client.shutdown() }
+            // 8 MiB (a sync response of the largest default blocks is a little more) passes.
+            try await client.publish(topic: "big/fits", payload: Array(repeating: 7, count: 8 << 20), qos: .atMostOnce)
+            let received = try await collect(subscriber, "the 8 MiB message") { $0.contains { $0.topic == "big/fits" } }
+            #expect(received.first { $0.topic == "big/fits" }?.payload.count == 8 << 20)
+            // 10 MiB: an MQTT 5 client knows the broker's limit and refuses to send it ...
+            await #expect(throws: MQTTError.self) {
+                try await client.publish(
+                    topic: "big/over", payload: Array(repeating: 7, count: 10 << 20), qos: .atMostOnce)
+            }
+            // ... and the broker ends the connection of an MQTT 3.1.1 client that sends it.
+            let old = try await connectedClient(broker, "big-311", version: .v311)
+            defer { old.shutdown() }
+            let events = old.events()
+            // The publish fails with the lost connection, or it went out and the connection ends.
+            do {
+                try await old.publish(
+                    topic: "big/over", payload: Array(repeating: 7, count: 10 << 20), qos: .atMostOnce)
+                let lost = try await within(.seconds(10), "the broker ending the connection") { () -> MQTTError? in
+                    for await event in events {
+                        if case .disconnected(let error) = event { return error }
+                    }
+                    return nil
+                }
+                #expect(lost?.code == .connectionLost)
+            } catch let error as MQTTError {
+                #expect(error.code == .connectionLost, "\(error)")
+            }
         }
     }
 
