@@ -160,8 +160,15 @@ public final class TestNetwork: @unchecked Sendable {
         defer { registrar.shutdown() }
         let submitter = TransactionSubmitter(
             client: registrar, channel: channel.genesis.channel, submitter: "registrar-1", key: channel.registrarKey)
-        let outcomes = try await submitter.submit(
-            devices.map { .registerDevice(device: $0.id, key: $0.key.publicKey, patient: $0.patient) })
+        let outcomes: [TransactionSubmitter.Outcome]
+        do {
+            outcomes = try await submitter.submit(
+                devices.map { .registerDevice(device: $0.id, key: $0.key.publicKey, patient: $0.patient) },
+                timeout: .seconds(60) * testPatience)
+        } catch {
+            throw TimedOut(
+                what: "the registration of \(devices.count) device(s): \(error); the nodes:\n\(await describe())")
+        }
         for (device, outcome) in zip(devices, outcomes) {
             guard case .committed = outcome else { throw TimedOut(what: "registration of \(device.id): \(outcome)") }
         }

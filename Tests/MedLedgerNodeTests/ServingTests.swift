@@ -35,12 +35,13 @@ struct ServingTests {
         let module = try ShippedContracts.module("consent-study")
         let setUp = try await TransactionSubmitter(
             client: registrar, channel: channel, submitter: "registrar-1", key: network.channel.registrarKey
-        ).submit([
-            .registerProfessional(
-                id: "researcher-1", role: .researcher, key: researcherKey.publicKey, organisation: nil),
-            .consent(patient: "patient-0", study: Self.study), .consent(patient: "patient-1", study: Self.study),
-            .deployContract(ContractDeployment(name: "study", module: module)),
-        ])
+        ).submit(
+            [
+                .registerProfessional(
+                    id: "researcher-1", role: .researcher, key: researcherKey.publicKey, organisation: nil),
+                .consent(patient: "patient-0", study: Self.study), .consent(patient: "patient-1", study: Self.study),
+                .deployContract(ContractDeployment(name: "study", module: module)),
+            ], timeout: .seconds(60) * testPatience)
         registrar.shutdown()
         #expect(setUp.allSatisfy { if case .committed = $0 { true } else { false } }, "\(setUp)")
 
@@ -63,12 +64,13 @@ struct ServingTests {
         let researcher = try await network.client("researcher-1")
         let requested = try await TransactionSubmitter(
             client: researcher, channel: channel, submitter: "researcher-1", key: researcherKey
-        ).submitSigned([
-            .accessRequest(
-                AccessRequest(
-                    contract: Hash256.sha256(module), kinds: ["8480-6", "8462-4"], from: 0, to: .max / 2,
-                    purpose: "cohort", study: Self.study))
-        ])
+        ).submitSigned(
+            [
+                .accessRequest(
+                    AccessRequest(
+                        contract: Hash256.sha256(module), kinds: ["8480-6", "8462-4"], from: 0, to: .max / 2,
+                        purpose: "cohort", study: Self.study))
+            ], timeout: .seconds(60) * testPatience)
         guard case .committed = requested[0].outcome else {
             throw FixtureError("the request was not committed: \(requested[0].outcome)")
         }
