@@ -164,7 +164,7 @@ public final class TestNetwork: @unchecked Sendable {
         do {
             outcomes = try await submitter.submit(
                 devices.map { .registerDevice(device: $0.id, key: $0.key.publicKey, patient: $0.patient) },
-                timeout: .seconds(60) * testPatience)
+                timeout: transactionWait)
         } catch {
             throw TimedOut(
                 what: "the registration of \(devices.count) device(s): \(error); the nodes:\n\(await describe())")

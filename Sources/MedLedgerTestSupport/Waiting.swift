@@ -20,6 +20,10 @@ public let testPatience: Int = {
     return min(max(stated, 1), 100)
 }()
 
+/// How long a test waits for the final receipts of the transactions it submits: the
+/// submitter's own 60 s, times `testPatience`.
+public let transactionWait: Duration = .seconds(60) * testPatience
+
 /// Runs `body`, failing with `TimedOut` after `limit` (times `testPatience`). The body runs in its
 /// own task, so even a wait that ignores cancellation cannot hang the test.
 /// - Parameters:

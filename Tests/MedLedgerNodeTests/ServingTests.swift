@@ -41,7 +41,7 @@ struct ServingTests {
                     id: "researcher-1", role: .researcher, key: researcherKey.publicKey, organisation: nil),
                 .consent(patient: "patient-0", study: Self.study), .consent(patient: "patient-1", study: Self.study),
                 .deployContract(ContractDeployment(name: "study", module: module)),
-            ], timeout: .seconds(60) * testPatience)
+            ], timeout: transactionWait)
         registrar.shutdown()
         #expect(setUp.allSatisfy { if case .committed = $0 { true } else { false } }, "\(setUp)")
 
@@ -70,7 +70,7 @@ struct ServingTests {
                     AccessRequest(
                         contract: Hash256.sha256(module), kinds: ["8480-6", "8462-4"], from: 0, to: .max / 2,
                         purpose: "cohort", study: Self.study))
-            ], timeout: .seconds(60) * testPatience)
+            ], timeout: transactionWait)
         guard case .committed = requested[0].outcome else {
             throw FixtureError("the request was not committed: \(requested[0].outcome)")
         }

@@ -124,7 +124,7 @@ struct AccessNetworkTests {
             deviceKeys.enumerated().map {
                 .registerDevice(
                     device: "dev-\($0.offset)", key: $0.element.publicKey, patient: Self.patients[$0.offset])
-            }, timeout: .seconds(60) * testPatience)
+            }, timeout: transactionWait)
         registrar.shutdown()
         #expect(outcomes.allSatisfy { if case .committed = $0 { true } else { false } }, "\(outcomes)")
 
