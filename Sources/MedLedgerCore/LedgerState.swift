@@ -279,6 +279,20 @@ public struct LedgerState: Hashable, Sendable {
         return nil
     }
 
+    /// A proposer's clock, checked by a validator before it votes: a proposed block whose time is
+    /// more than the channel's skew ahead of `now` (the validator's clock) is refused. This is not a
+    /// rule of `check`: a decided block is applied whatever the replica's clock says (2f+1 validators
+    /// judged its time when they voted), and a block's time never goes back (`check`), so a proposer
+    /// whose clock runs ahead cannot move the ledger's time beyond its validators' clocks.
+    /// - Throws: `BlockRuleViolation` with the rule `header.time-ahead`.
+    public func checkTimely(_ header: BlockHeader, now: UInt64) throws(BlockRuleViolation) {
+        guard header.time <= now &+ genesis.skewMs else {
+            throw BlockRuleViolation(
+                height: header.height, rule: "header.time-ahead",
+                message: "time \(header.time) is over \(genesis.skewMs) ms ahead of this validator's clock (\(now))")
+        }
+    }
+
     /// Checks a block against every rule: header links, roots, limits, each transaction and each
     /// reading (with every signature), and decides its access requests by running their contracts.
     /// Nothing is changed. Whether a block is valid never depends on a contract's decision; what the

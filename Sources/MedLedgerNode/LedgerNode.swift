@@ -63,6 +63,8 @@ public actor LedgerNode: Service {
     /// as wide as the machine has cores and which Swift's tasks share: a check queued behind them
     /// could wait for as long as they keep every thread busy, and the node's votes with it.
     let checkQueue: DispatchQueue
+    /// The wall clock (`WallClock.nowMs` but in tests).
+    let clock: @Sendable () -> UInt64
     /// The node runs on its own queue (see `QueueExecutor`).
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     // Metrics and what the web page shows (Metrics.swift, Observation.swift, WebSource.swift).
@@ -76,11 +78,14 @@ public actor LedgerNode: Service {
     ///   - logger: where it logs (metadata: channel, node).
     ///   - metrics: the registry its metrics go to (labelled with its channel and id) and that its
     ///     `/metrics` serves; nil: a registry of its own.
+    ///   - clock: the wall clock, ms since the Unix epoch (tests give a node a clock that is wrong).
     /// - Throws: `NodeError` naming the file or setting that is wrong.
     public init(
-        configuration: NodeConfiguration, logger: Logger, metrics registry: PrometheusCollectorRegistry? = nil
+        configuration: NodeConfiguration, logger: Logger, metrics registry: PrometheusCollectorRegistry? = nil,
+        clock: @escaping @Sendable () -> UInt64 = WallClock.nowMs
     ) throws(NodeError) {
         self.configuration = configuration
+        self.clock = clock
         executor = QueueExecutor(label: "medledger.node.\(configuration.id)")
         checkQueue = DispatchQueue(label: "medledger.node.\(configuration.id).check")
         let genesis = try Self.readGenesis(configuration.genesis)
@@ -415,21 +420,27 @@ public actor LedgerNode: Service {
         let verifier = self.verifier
         let contracts = store.contractRunner
         let started = ContinuousClock.now
+        let now = self.now()
         checksInFlight += 1
         // Off the actor and off the cooperative pool: the check blocks a thread for as long as the
         // block's signatures take.
         checkQueue.async { [weak self] in
             var checked: CheckedBlock?
             var problem = ""
+            var rule = "decoding"
             do {
                 let block = try value.block(parameters: parameters)
+                try state.checkTimely(block.header, now: now)
                 checked = try state.check(block, verifier: verifier, contracts: contracts)
+            } catch let violation as BlockRuleViolation {
+                problem = "\(violation)"
+                rule = violation.rule
             } catch {
                 problem = "\(error)"
             }
             let result = checked
-            self?.onQueue { [problem] in
-                $0.validated(value, height: height, checked: result, problem: problem, started: started)
+            self?.onQueue { [problem, rule] in
+                $0.validated(value, height: height, checked: result, problem: problem, rule: rule, started: started)
             }
         }
     }
@@ -449,7 +460,7 @@ public actor LedgerNode: Service {
     }
 
     func validated(
-        _ value: ProposalValue, height: UInt64, checked: CheckedBlock?, problem: String,
+        _ value: ProposalValue, height: UInt64, checked: CheckedBlock?, problem: String, rule: String,
         started: ContinuousClock.Instant
     ) {
         checksInFlight -= 1
@@ -460,6 +471,7 @@ public actor LedgerNode: Service {
             checkedBlocks[value.digest] = checked
         } else if checked == nil {
             counters.invalidProposals += 1
+            counters.invalidProposalsByRule[rule, default: 0] += 1
             logger.warning(
                 "an invalid proposal",
                 metadata: ["height": "\(height)", "round": "\(machine.round)", "problem": "\(problem)"])
@@ -530,7 +542,8 @@ public actor LedgerNode: Service {
         try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    static func now() -> UInt64 { WallClock.nowMs() }
+    /// The node's wall clock, ms since the Unix epoch.
+    nonisolated func now() -> UInt64 { clock() }
 }
 
 /// What a node counts.
@@ -559,6 +572,9 @@ public struct NodeCounters: Codable, Hashable, Sendable {
     public var blocksValidated = 0
     /// Proposals found invalid.
     public var invalidProposals = 0
+    /// Proposed blocks refused, by the rule they broke (`header.time-ahead`: the proposer's clock
+    /// runs ahead; `decoding`: the value does not decode to a block).
+    public var invalidProposalsByRule: [String: Int] = [:]
     /// Time spent checking proposed blocks.
     public var validationTime: Duration = .zero
     /// Step timeouts that fired in the node's current round (round changes and nil votes).

@@ -13,7 +13,7 @@ extension LedgerNode {
         incoming = []
         let started = ContinuousClock.now
         let outcomes = store.state.intake(
-            batch, now: Self.now(), pool: &pool, pendingTransactions: transactionPool, verifier: verifier)
+            batch, now: now(), pool: &pool, pendingTransactions: transactionPool, verifier: verifier)
         metrics.intakeVerification.record(ContinuousClock.now - started)
         for (message, outcome) in zip(batch, outcomes) {
             let status: Receipt.Status
@@ -97,7 +97,7 @@ extension LedgerNode {
             wantedProposal = nil
             return
         }
-        let now = Self.now()
+        let now = self.now()
         guard !transactionPool.isEmpty || pool.shouldCut(genesis.block, now: now) else { return }
         let reserved = transactionPool.reduce(0) { $0 + $1.bytes.count }
         let assembly = store.state.assemble(

@@ -70,7 +70,7 @@ extension LedgerNode {
         else { return }
         let seen = MessageSeen(
             height: proposal.height, round: proposal.round, kind: "proposal", block: proposal.value.id.hex,
-            seen: Self.now())
+            seen: now())
         observed.proposals[proposal.proposer] = (key, seen)
         notePeer(genesis.managers[proposal.proposer].id, height: proposal.height)
         noteFirstProposal(height: proposal.height)
@@ -86,7 +86,7 @@ extension LedgerNode {
         else { return }
         let seen = MessageSeen(
             height: vote.height, round: vote.round, kind: vote.step == .prevote ? "prevote" : "precommit",
-            block: vote.blockHash?.hex, seen: Self.now())
+            block: vote.blockHash?.hex, seen: now())
         observed.votes[vote.validator] = (key, seen)
         notePeer(genesis.council[vote.validator].id, height: vote.height)
     }

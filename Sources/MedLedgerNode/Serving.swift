@@ -59,7 +59,7 @@ extension LedgerNode {
             serving.counters.unanswerable += 1
             return
         }
-        let now = Self.now()
+        let now = self.now()
         let signed: SignedFetchRequest
         do {
             signed = try SignedFetchRequest(decoding: message.payload)
@@ -125,7 +125,7 @@ extension LedgerNode {
     /// so nothing is logged.
     func answerAccessStatus(_ message: MQTTMessage) {
         guard message.properties.responseTopic != nil else { return }
-        let now = Self.now()
+        let now = self.now()
         let answer: AccessStatusResponse
         do {
             let question = try SignedFetchRequest(decoding: message.payload)
@@ -179,7 +179,7 @@ extension LedgerNode {
             "an access log was not committed in time; the fetch is refused", metadata: ["fetch": "\(held.fetch.hex)"])
         let grant = (try? FetchResponse(decoding: held.response))?.grant ?? .zero
         refuse(
-            held.request, grant: grant, fetch: held.fetch, now: Self.now(),
+            held.request, grant: grant, fetch: held.fetch, now: now(),
             FetchRefusal(
                 .unavailable, "the access log was not committed within \(accessLogWait); nothing was served"))
     }

@@ -146,7 +146,7 @@ extension LedgerNode {
         ]
         return OverviewPage(
             channel: genesis.channel, node: configuration.id, role: configuration.role.rawValue, height: height,
-            headHash: store.state.headerHash.hex, round: machine.round, step: step, time: Self.now(), blocks: blocks,
+            headHash: store.state.headerHash.hex, round: machine.round, step: step, time: now(), blocks: blocks,
             council: council, managers: managers, devices: devices, deviceCount: registry.count,
             rejections: counters.readingsRejected.sorted { $0.key < $1.key }.map { CountRow($0.key, $0.value) },
             counters: rows)
@@ -179,7 +179,7 @@ extension LedgerNode {
     var status: NodeStatus {
         NodeStatus(
             node: configuration.id, role: configuration.role.rawValue, pid: getpid(), height: store.height,
-            headHash: store.state.headerHash.hex, counters: counters, time: Self.now(), http: observed.httpURL)
+            headHash: store.state.headerHash.hex, counters: counters, time: now(), http: observed.httpURL)
     }
 
     /// A file's size in bytes; 0 when it does not exist.

@@ -68,6 +68,10 @@ public final class TestNetwork: @unchecked Sendable {
     /// The managers' pool capacity for nodes started from now on (nil: the default).
     public var poolCapacity: Int?
 
+    /// Wall clocks for nodes started from now on, by node id (the others use `WallClock.nowMs`): a
+    /// node whose clock is wrong.
+    public var clocks: [String: @Sendable () -> UInt64] = [:]
+
     /// A node's configuration.
     public func configuration(_ id: String) -> NodeConfiguration {
         let role: NodeConfiguration.Role =
@@ -82,7 +86,8 @@ public final class TestNetwork: @unchecked Sendable {
     /// connected and subscribed.
     @discardableResult
     public func start(_ id: String) async throws -> LedgerNode {
-        let node = try LedgerNode(configuration: configuration(id), logger: logger)
+        let node = try LedgerNode(
+            configuration: configuration(id), logger: logger, clock: clocks[id] ?? WallClock.nowMs)
         let task = Task { try await node.run() }
         nodes[id] = (node, task)
         try await eventually(.seconds(20), "\(id) subscribed") { await node.isReady }

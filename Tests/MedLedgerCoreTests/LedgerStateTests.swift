@@ -120,6 +120,25 @@ struct LedgerStateTests {
             } == "reading.replayed")
     }
 
+    @Test func aProposalMoreThanTheSkewAheadOfTheValidatorsClockIsNotTimely() throws {
+        let (state, _) = try chain()
+        let skew = state.genesis.skewMs
+        let time = state.time + 10 * skew
+        let block = channel.block(
+            on: state, readings: [channel.reading(device: "bp-0", key: TestChannel.deviceKey(0), seq: 6)], time: time)
+        try state.checkTimely(block.header, now: time)
+        try state.checkTimely(block.header, now: time - skew)
+        #expect(throws: BlockRuleViolation.self) { try state.checkTimely(block.header, now: time - skew - 1) }
+        do {
+            try state.checkTimely(block.header, now: state.time)
+            Issue.record("a block far ahead of the clock passed")
+        } catch {
+            #expect(error.rule == "header.time-ahead")
+        }
+        // A decided block is applied whatever the replica's clock: timeliness is not a rule of `check`.
+        #expect(throws: Never.self) { try state.applying(block) }
+    }
+
     @Test func transactionRules() throws {
         let (state, _) = try chain()
         let key = TestChannel.deviceKey(50)

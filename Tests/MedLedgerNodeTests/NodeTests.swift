@@ -159,6 +159,39 @@ struct NodeFaultTests {
         }
     }
 
+    @Test func aManagerWhoseClockRunsAYearAheadIsRefusedAndTheChainGoesOn() async throws {
+        try await withNetwork(managers: 2) { network in
+            let year: UInt64 = 365 * 24 * 3_600_000
+            network.clocks["manager-2"] = { WallClock.nowMs() + year }
+            try await network.startAll()
+            let devices = helper.devices(2)
+            try await network.register(devices)
+            _ = try await helper.send(network, devices: devices, seqs: 1...30)
+            let validators = (1...4).map { "validator-\($0)" }
+            try await eventually(.seconds(30), "manager-2's proposals refused for their time") {
+                var refused = 0
+                for id in validators {
+                    refused += await network.node(id).counters.invalidProposalsByRule["header.time-ahead"] ?? 0
+                }
+                return refused > 0
+            }
+            let height = await network.node("manager-1").height
+            try await network.waitForHeight(height)
+            try helper.expectIdenticalVerifiedReplicas(
+                network, ["manager-1", "manager-2"] + validators, height: height)
+            let store = try network.store("validator-1")
+            let skew = network.channel.genesis.skewMs
+            for level in 1...height {
+                let header = try store.block(at: level).header
+                #expect(header.proposer == "manager-1", "block \(level) was proposed by \(header.proposer)")
+                #expect(header.time <= WallClock.nowMs() + skew, "block \(level)'s time \(header.time) is ahead")
+            }
+            for device in devices {
+                #expect(try store.readings(matching: ReadingQuery(device: device.id)).map(\.seq) == Array(1...30))
+            }
+        }
+    }
+
     @Test func badReadingsAreRejectedWithTheirReasonAndNoneIsCommitted() async throws {
         try await withNetwork { network in
             try await network.startAll()
