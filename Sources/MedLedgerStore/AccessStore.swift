@@ -58,8 +58,10 @@ enum AccessRows {
     }
 
     static func optional(_ text: String?) -> SQLiteValue { text.map { .text($0) } ?? .null }
-    static func optional(_ value: UInt64?) -> SQLiteValue { value.map { .integer(Int64(clamping: $0)) } ?? .null }
-    static func integer(_ value: UInt64) -> SQLiteValue { .integer(Int64(clamping: value)) }
+    static func optional(_ value: UInt64?) -> SQLiteValue {
+        value.map { .integer(Int64(truncatingIfNeeded: $0)) } ?? .null
+    }
+    static func integer(_ value: UInt64) -> SQLiteValue { .integer(Int64(truncatingIfNeeded: value)) }
 
     static func professional(_ record: ProfessionalRecord) -> [SQLiteValue] {
         [
@@ -84,7 +86,7 @@ enum AccessRows {
     static func request(_ decision: AccessDecision, revokedAt: UInt64?) -> [SQLiteValue] {
         let request = decision.request
         var values: [SQLiteValue] = [
-            .blob(decision.id.bytes), integer(decision.height), .integer(Int64(decision.position)),
+            .blob(decision.id.bytes), integer(decision.height), .integer(Int64(truncatingIfNeeded: decision.position)),
             .text(decision.requester), .blob(request.contract.bytes), .blob(kinds(request.kinds)),
             integer(request.from), integer(request.to), .text(request.purpose), optional(request.patient),
             optional(request.study),
@@ -92,7 +94,7 @@ enum AccessRows {
         switch decision.outcome {
         case .granted(let grant):
             var k: SQLiteValue = .null
-            if case .aggregates(let value) = grant.scope.mode { k = .integer(Int64(value)) }
+            if case .aggregates(let value) = grant.scope.mode { k = .integer(Int64(truncatingIfNeeded: value)) }
             values += [
                 .text("granted"), .text(grant.role.rawValue), .text(grant.scope.mode.name), k, integer(grant.expiresAt),
                 integer(grant.grantedTime), optional(revokedAt), .null, .null,
@@ -108,7 +110,7 @@ enum AccessRows {
 
     static func log(height: UInt64, position: Int, manager: String, _ entry: AccessLogEntry) -> [SQLiteValue] {
         [
-            integer(height), .integer(Int64(position)), .text(manager), .blob(entry.grant.bytes),
+            integer(height), .integer(Int64(truncatingIfNeeded: position)), .text(manager), .blob(entry.grant.bytes),
             .text(entry.requester), .blob(entry.fetch.bytes), integer(entry.count), .blob(entry.servedHash.bytes),
             integer(entry.servedAt),
         ]
@@ -226,7 +228,7 @@ extension LedgerStore {
                 let key = try? PublicKey(algorithm: alg, rawBytes: row.blob(3))
             else { throw StoreError(.corrupt, "professional '\(id)': the stored role or key is invalid") }
             professionals[id] = ProfessionalRecord(
-                id: id, role: role, key: key, organisation: row.text(4), registeredAt: UInt64(row.int(5)))
+                id: id, role: role, key: key, organisation: row.text(4), registeredAt: row.uint(5))
         }
         var consents: [String: Set<String>] = [:]
         try db.query("SELECT study, patient FROM consents WHERE to_height IS NULL") { row throws(StoreError) in
@@ -244,7 +246,7 @@ extension LedgerStore {
             else { throw StoreError(.corrupt, "a stored contract's id, module or parameters are invalid") }
             contracts[id] = DeployedContract(
                 id: id, name: row.text(1) ?? "", module: module, parameters: parameters, deployer: row.text(4) ?? "",
-                deployedAt: UInt64(row.int(5)))
+                deployedAt: row.uint(5))
         }
         var grants: [Hash256: AccessGrant] = [:]
         for decision in try accessDecisions(where: "outcome = 'granted'", []) {
@@ -283,7 +285,7 @@ extension LedgerStore {
                 let kinds = Self.decodeKinds(row.blob(5))
             else { throw StoreError(.corrupt, "an access request row has an invalid id, contract or kinds") }
             let request = AccessRequest(
-                contract: contract, kinds: kinds, from: UInt64(row.int(6)), to: UInt64(row.int(7)),
+                contract: contract, kinds: kinds, from: row.uint(6), to: row.uint(7),
                 purpose: row.text(8) ?? "", patient: row.text(9), study: row.text(10))
             let outcome: AccessOutcome
             switch row.text(11) {
@@ -303,8 +305,8 @@ extension LedgerStore {
                         scope: AccessScope(
                             mode: mode, kinds: kinds, from: request.from, to: request.to, patient: request.patient,
                             study: request.study),
-                        expiresAt: UInt64(row.int(15)), grantedAt: UInt64(row.int(1)),
-                        grantedTime: UInt64(row.int(16)), revokedAt: row.isNull(17) ? nil : UInt64(row.int(17))))
+                        expiresAt: row.uint(15), grantedAt: row.uint(1),
+                        grantedTime: row.uint(16), revokedAt: row.isNull(17) ? nil : row.uint(17)))
             case "denied":
                 guard let code = row.text(18).flatMap(DenialCode.init(rawValue:)) else {
                     throw StoreError(.corrupt, "access request \(id.hex): the stored denial code is invalid")
@@ -314,7 +316,7 @@ extension LedgerStore {
                 throw StoreError(.corrupt, "access request \(id.hex): the stored outcome is invalid")
             }
             return AccessDecision(
-                id: id, requester: row.text(3) ?? "", request: request, height: UInt64(row.int(1)),
+                id: id, requester: row.text(3) ?? "", request: request, height: row.uint(1),
                 position: Int(row.int(2)), outcome: outcome)
         }
     }
@@ -348,10 +350,10 @@ extension LedgerStore {
                 let served = Hash256(bytes: row.blob(7))
             else { throw StoreError(.corrupt, "an access log row has an invalid hash") }
             return AccessLogRecord(
-                height: UInt64(row.int(0)), position: Int(row.int(1)), manager: row.text(2) ?? "",
+                height: row.uint(0), position: Int(row.int(1)), manager: row.text(2) ?? "",
                 entry: AccessLogEntry(
-                    grant: grant, requester: row.text(4) ?? "", fetch: fetch, count: UInt64(row.int(6)),
-                    servedHash: served, servedAt: UInt64(row.int(8))))
+                    grant: grant, requester: row.text(4) ?? "", fetch: fetch, count: row.uint(6),
+                    servedHash: served, servedAt: row.uint(8)))
         }
     }
 
@@ -387,17 +389,18 @@ extension LedgerStore {
             .map { String($0.0) }
         guard !kindsets.isEmpty else { return [] }
         var values: [SQLiteValue] = [
-            .text(Self.jsonArray(patients)), .integer(Int64(clamping: from)), .integer(Int64(clamping: to)),
+            .text(Self.jsonArray(patients)), .integer(Int64(truncatingIfNeeded: from)),
+            .integer(Int64(truncatingIfNeeded: to)),
         ]
         var afterCondition = ""
         if let after {
             afterCondition = "AND (r.height > ? OR (r.height = ? AND r.pos > ?))"
             values += [
-                .integer(Int64(clamping: after.height)), .integer(Int64(clamping: after.height)),
-                .integer(Int64(after.position)),
+                .integer(Int64(truncatingIfNeeded: after.height)), .integer(Int64(truncatingIfNeeded: after.height)),
+                .integer(Int64(truncatingIfNeeded: after.position)),
             ]
         }
-        values.append(.integer(Int64(limit ?? -1)))
+        values.append(.integer(Int64(truncatingIfNeeded: limit ?? -1)))
         let rows = try db.rows(
             """
             SELECT r.height, r.pos, d.id, r.seq, r.time, a.patient FROM readings r
@@ -410,7 +413,7 @@ extension LedgerStore {
             """, values
         ) { row in
             (
-                UInt64(row.int(0)), Int(row.int(1)), row.text(2) ?? "", UInt64(row.int(3)), UInt64(row.int(4)),
+                row.uint(0), Int(row.int(1)), row.text(2) ?? "", row.uint(3), row.uint(4),
                 row.text(5)
             )
         }
@@ -418,7 +421,7 @@ extension LedgerStore {
         out.reserveCapacity(rows.count)
         for (height, pos, device, seq, time, patient) in rows {
             let body = try body(at: height)
-            guard pos < body.readings.count else {
+            guard body.readings.indices.contains(pos) else {
                 throw StoreError(.corrupt, "block \(height) has no reading \(pos), but the index names it")
             }
             let bytes = body.readings[pos]

@@ -173,8 +173,11 @@ public final class LedgerStore {
         } catch {
             throw StoreError(.corrupt, "block \(height): \(error)")
         }
+        guard header.height == UInt64(bitPattern: height) else {
+            throw StoreError(.corrupt, "the block stored at height \(height) is block \(header.height)")
+        }
         return LedgerState(
-            genesis: genesis, height: UInt64(height), headerHash: hash, time: header.time,
+            genesis: genesis, height: header.height, headerHash: hash, time: header.time,
             devices: try loadDevices().mapValues(\.record), submitters: try loadSubmitters(),
             access: try loadAccessState())
     }
@@ -192,13 +195,13 @@ public final class LedgerStore {
             let id = row.text(1) ?? ""
             guard let alg = SignatureAlgorithm(coseIdentifier: row.int(2)),
                 let key = try? PublicKey(algorithm: alg, rawBytes: row.blob(3)),
-                let window = ReplayWindow(highest: UInt64(row.int(7)), words: Self.words(row.blob(8)))
+                let window = ReplayWindow(highest: row.uint(7), words: Self.words(row.blob(8)))
             else { throw StoreError(.corrupt, "device '\(id)': the stored key or replay window is invalid") }
             out[id] = StoredDevice(
                 num: row.int(0),
                 record: DeviceRecord(
                     id: id, key: key, patient: row.text(4), revoked: row.int(5) != 0,
-                    registeredAt: UInt64(row.int(6)), replay: window))
+                    registeredAt: row.uint(6), replay: window))
         }
         return out
     }
@@ -207,7 +210,7 @@ public final class LedgerStore {
         var out: [String: ReplayWindow] = [:]
         try db.query("SELECT id, replay_highest, replay_bits FROM submitters") { row throws(StoreError) in
             let id = row.text(0) ?? ""
-            guard let window = ReplayWindow(highest: UInt64(row.int(1)), words: Self.words(row.blob(2))) else {
+            guard let window = ReplayWindow(highest: row.uint(1), words: Self.words(row.blob(2))) else {
                 throw StoreError(.corrupt, "submitter '\(id)': the stored replay window is invalid")
             }
             out[id] = window
@@ -287,7 +290,7 @@ public final class LedgerStore {
         throws(StoreError)
     {
         let header = checked.block.header
-        let height = Int64(header.height)
+        let height = Int64(truncatingIfNeeded: header.height)
         try db.run(
             "INSERT INTO blocks(height, hash, header, body, certificate) VALUES (?, ?, ?, ?, ?)",
             [
@@ -299,7 +302,8 @@ public final class LedgerStore {
             try db.run(
                 "INSERT INTO transactions(height, pos, submitter, seq, type, device) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    .integer(height), .integer(Int64(pos)), .text(tx.submitter), .integer(Int64(tx.seq)),
+                    .integer(height), .integer(Int64(truncatingIfNeeded: pos)), .text(tx.submitter),
+                    .integer(Int64(truncatingIfNeeded: tx.seq)),
                     .text(tx.body.typeName), .text(tx.body.device),
                 ])
         }
@@ -307,7 +311,7 @@ public final class LedgerStore {
         for (id, window) in checked.submitters {
             try db.run(
                 "INSERT OR REPLACE INTO submitters(id, replay_highest, replay_bits) VALUES (?, ?, ?)",
-                [.text(id), .integer(Int64(window.highest)), .blob(Self.blob(window.words))])
+                [.text(id), .integer(Int64(truncatingIfNeeded: window.highest)), .blob(Self.blob(window.words))])
         }
         var nums: [String: Int64] = [:]
         for (id, record) in checked.devices.sorted(by: { $0.key < $1.key }) {
@@ -322,7 +326,8 @@ public final class LedgerStore {
                 [
                     .text(id), .integer(record.key.algorithm.coseIdentifier), .blob(record.key.rawBytes),
                     record.patient.map { .text($0) } ?? .null, .integer(record.revoked ? 1 : 0),
-                    .integer(Int64(record.registeredAt)), .integer(Int64(record.replay.highest)),
+                    .integer(Int64(truncatingIfNeeded: record.registeredAt)),
+                    .integer(Int64(truncatingIfNeeded: record.replay.highest)),
                     .blob(Self.blob(record.replay.words)),
                 ])
             let num = try deviceNumber(id)
@@ -347,8 +352,9 @@ public final class LedgerStore {
             try db.run(
                 "INSERT INTO readings(device, seq, height, pos, time, kinds) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    .integer(num), .integer(Int64(reading.seq)), .integer(height), .integer(Int64(pos)),
-                    .integer(Int64(reading.time)), .integer(kinds),
+                    .integer(num), .integer(Int64(truncatingIfNeeded: reading.seq)), .integer(height),
+                    .integer(Int64(truncatingIfNeeded: pos)),
+                    .integer(Int64(truncatingIfNeeded: reading.time)), .integer(kinds),
                 ])
             try db.run(
                 "INSERT OR IGNORE INTO device_kindsets(device, kinds) VALUES (?, ?)", [.integer(num), .integer(kinds)])
@@ -386,7 +392,8 @@ public final class LedgerStore {
     ) {
         guard
             let (headerBytes, body, certBytes) = try db.first(
-                "SELECT header, body, certificate FROM blocks WHERE height = ?", [.integer(Int64(height))],
+                "SELECT header, body, certificate FROM blocks WHERE height = ?",
+                [.integer(Int64(truncatingIfNeeded: height))],
                 { ($0.blob(0), $0.blob(1), $0.blob(2)) })
         else { throw StoreError(.notFound, "no block at height \(height)") }
         do {
@@ -411,7 +418,8 @@ public final class LedgerStore {
         } else {
             guard
                 let stored = try db.first(
-                    "SELECT body FROM blocks WHERE height = ?", [.integer(Int64(height))], { $0.blob(0) })
+                    "SELECT body FROM blocks WHERE height = ?", [.integer(Int64(truncatingIfNeeded: height))],
+                    { $0.blob(0) })
             else { throw StoreError(.notFound, "no block at height \(height)") }
             bytes = stored
         }
@@ -449,11 +457,11 @@ public final class LedgerStore {
         }
         if let from = query.from {
             conditions.append("r.time >= ?")
-            values.append(.integer(Int64(clamping: from)))
+            values.append(.integer(Int64(truncatingIfNeeded: from)))
         }
         if let to = query.to {
             conditions.append("r.time <= ?")
-            values.append(.integer(Int64(clamping: to)))
+            values.append(.integer(Int64(truncatingIfNeeded: to)))
         }
         let sql = """
             SELECT r.height, r.pos, d.id, r.seq, r.time,
@@ -465,7 +473,7 @@ public final class LedgerStore {
             """
         let rows = try db.rows(sql, values) { row in
             (
-                UInt64(row.int(0)), Int(row.int(1)), row.text(2) ?? "", UInt64(row.int(3)), UInt64(row.int(4)),
+                row.uint(0), Int(row.int(1)), row.text(2) ?? "", row.uint(3), row.uint(4),
                 row.text(5)
             )
         }
@@ -473,7 +481,7 @@ public final class LedgerStore {
         out.reserveCapacity(rows.count)
         for (height, pos, device, seq, time, patient) in rows {
             let body = try body(at: height)
-            guard pos < body.readings.count else {
+            guard body.readings.indices.contains(pos) else {
                 throw StoreError(.corrupt, "block \(height) has no reading \(pos), but the index names it")
             }
             let bytes = body.readings[pos]
@@ -506,11 +514,11 @@ public final class LedgerStore {
                 """
                 SELECT r.height, r.pos, b.hash FROM readings r JOIN devices d ON d.num = r.device
                 JOIN blocks b ON b.height = r.height WHERE d.id = ? AND r.seq = ?
-                """, [.text(device), .integer(Int64(clamping: seq))],
-                { (UInt64($0.int(0)), Int($0.int(1)), $0.blob(2)) })
+                """, [.text(device), .integer(Int64(truncatingIfNeeded: seq))],
+                { ($0.uint(0), Int($0.int(1)), $0.blob(2)) })
         else { return nil }
         let body = try body(at: height)
-        guard pos < body.readings.count, let blockHash = Hash256(bytes: hash) else {
+        guard body.readings.indices.contains(pos), let blockHash = Hash256(bytes: hash) else {
             throw StoreError(.corrupt, "block \(height) has no reading \(pos), but the index names it")
         }
         return (height, blockHash, body.readings[pos])
@@ -528,11 +536,11 @@ public final class LedgerStore {
                 """
                 SELECT t.height, t.pos, b.hash FROM transactions t JOIN blocks b ON b.height = t.height
                 WHERE t.submitter = ? AND t.seq = ?
-                """, [.text(submitter), .integer(Int64(clamping: seq))],
-                { (UInt64($0.int(0)), Int($0.int(1)), $0.blob(2)) })
+                """, [.text(submitter), .integer(Int64(truncatingIfNeeded: seq))],
+                { ($0.uint(0), Int($0.int(1)), $0.blob(2)) })
         else { return nil }
         let body = try body(at: height)
-        guard pos < body.transactions.count, let blockHash = Hash256(bytes: hash) else {
+        guard body.transactions.indices.contains(pos), let blockHash = Hash256(bytes: hash) else {
             throw StoreError(.corrupt, "block \(height) has no transaction \(pos), but the index names it")
         }
         return (height, blockHash, body.transactions[pos])

@@ -49,7 +49,7 @@ public final class NodeJournal {
         }
         try db.run(
             "INSERT INTO evidence(digest, height, evidence) VALUES (?, ?, ?)",
-            [.blob(digest), .integer(Int64(clamping: height)), .blob(evidence)])
+            [.blob(digest), .integer(Int64(truncatingIfNeeded: height)), .blob(evidence)])
         return true
     }
 
@@ -57,7 +57,7 @@ public final class NodeJournal {
     /// - Throws: `StoreError` when the journal cannot be read.
     public func evidence() throws(StoreError) -> [(height: UInt64, evidence: [UInt8])] {
         try db.rows("SELECT height, evidence FROM evidence ORDER BY height, digest") {
-            (UInt64($0.int(0)), $0.blob(1))
+            ($0.uint(0), $0.blob(1))
         }
     }
 }

@@ -192,6 +192,10 @@ final class SQLiteConnection {
         let statement: OpaquePointer
 
         func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+        /// An unsigned column (heights, seqs, times: the store writes them all below 2^63). A negative
+        /// value, which only a tampered file holds, reads as one of 2^63 or more, which no decoder
+        /// or rule accepts and no stored block matches: it is reported, never a trap.
+        func uint(_ column: Int32) -> UInt64 { UInt64(bitPattern: sqlite3_column_int64(statement, column)) }
         func double(_ column: Int32) -> Double { sqlite3_column_double(statement, column) }
         func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
         func text(_ column: Int32) -> String? {

@@ -72,7 +72,7 @@ public enum StoreVerifier {
         try db.query("SELECT height, hash, header, body, certificate FROM blocks ORDER BY height") {
             row throws(StoreError) in
             guard !chainBroken else { return }
-            let height = UInt64(row.int(0))
+            let height = row.uint(0)
             func fail(_ message: String) {
                 report.problems.append(VerifyProblem(height: height, message: message))
                 chainBroken = true
@@ -138,9 +138,9 @@ public enum StoreVerifier {
             LEFT JOIN devices d ON d.num = r.device LEFT JOIN kindsets k ON k.num = r.kinds
             """
         ) { row throws(StoreError) in
-            let key = ReadingKey(device: row.text(0) ?? "?", seq: UInt64(bitPattern: row.int(1)))
+            let key = ReadingKey(device: row.text(0) ?? "?", seq: row.uint(1))
             let found = ExpectedReading(
-                height: UInt64(bitPattern: row.int(2)), pos: Int(row.int(3)), time: UInt64(bitPattern: row.int(4)),
+                height: row.uint(2), pos: Int(row.int(3)), time: row.uint(4),
                 kinds: row.text(5) ?? "?")
             guard let expected = expectedReadings.removeValue(forKey: key) else {
                 report.problems.append(
@@ -173,8 +173,8 @@ public enum StoreVerifier {
         ) { row throws(StoreError) in
             storedAssignments.insert(
                 Assignment(
-                    patient: row.text(0) ?? "?", device: row.text(1) ?? "?", fromHeight: UInt64(row.int(2)),
-                    toHeight: row.isNull(3) ? nil : UInt64(row.int(3))))
+                    patient: row.text(0) ?? "?", device: row.text(1) ?? "?", fromHeight: row.uint(2),
+                    toHeight: row.isNull(3) ? nil : row.uint(3)))
         }
         for assignment in storedAssignments.symmetricDifference(expectedAssignments) {
             let stored = storedAssignments.contains(assignment)
@@ -212,14 +212,14 @@ public enum StoreVerifier {
             let id = row.text(0) ?? "?"
             guard let alg = SignatureAlgorithm(coseIdentifier: row.int(1)),
                 let key = try? PublicKey(algorithm: alg, rawBytes: row.blob(2)),
-                let window = ReplayWindow(highest: UInt64(row.int(6)), words: LedgerStore.words(row.blob(7)))
+                let window = ReplayWindow(highest: row.uint(6), words: LedgerStore.words(row.blob(7)))
             else {
                 report.problems.append(
                     VerifyProblem(height: nil, message: "device \(id): stored key or window is invalid"))
                 return
             }
             stored[id] = DeviceRecord(
-                id: id, key: key, patient: row.text(3), revoked: row.int(4) != 0, registeredAt: UInt64(row.int(5)),
+                id: id, key: key, patient: row.text(3), revoked: row.int(4) != 0, registeredAt: row.uint(5),
                 replay: window)
         }
         for id in Set(stored.keys).union(state.devices.keys).sorted() where stored[id] != state.devices[id] {
@@ -231,7 +231,7 @@ public enum StoreVerifier {
         var submitters: [String: ReplayWindow] = [:]
         try db.query("SELECT id, replay_highest, replay_bits FROM submitters") { row throws(StoreError) in
             submitters[row.text(0) ?? "?"] = ReplayWindow(
-                highest: UInt64(row.int(1)), words: LedgerStore.words(row.blob(2)))
+                highest: row.uint(1), words: LedgerStore.words(row.blob(2)))
         }
         if submitters != state.submitters {
             report.problems.append(

@@ -206,6 +206,32 @@ struct LedgerStoreTests {
         #expect(problems.first?.height == 2, "\(problems)")
     }
 
+    /// The store writes every integer below 2^63; a negative one is tampering. Opening the file,
+    /// querying it and verifying it must report it, never trap on a conversion.
+    @Test(arguments: [
+        "UPDATE readings SET seq = -1 WHERE height = 3 AND pos = 0",
+        "UPDATE readings SET time = -1 WHERE height = 3 AND pos = 0",
+        "UPDATE readings SET height = -3 WHERE height = 3 AND pos = 0",
+        "UPDATE readings SET pos = -1 WHERE height = 3 AND pos = 0",
+        "UPDATE devices SET registered_at = -1 WHERE id = 'bp-cuff-2'",
+        "UPDATE devices SET replay_highest = -1 WHERE id = 'bp-cuff-2'",
+        "UPDATE blocks SET height = -6 WHERE height = 6",
+        "UPDATE transactions SET seq = -1 WHERE height = 1",
+        "UPDATE assignments SET from_height = -1",
+    ])
+    func aNegativeIntegerInATamperedFileIsReportedNotATrap(_ sql: String) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try makeStore(directory)
+        let path = directory.file("ledger.sqlite")
+        try SQLiteConnection(path: path).run(sql)
+        if let store = try? LedgerStore(path: path) {
+            _ = try? store.readings(matching: ReadingQuery())
+        }
+        let problems = try StoreVerifier.verify(path: path).problems
+        #expect(!problems.isEmpty, "\(sql): no problem reported")
+    }
+
     @Test func aRemovedBlockIsFound() throws {
         let problems = try tamper("DELETE FROM blocks WHERE height = 3")
         #expect(problems.first?.height == 4, "\(problems)")
