@@ -20,6 +20,9 @@ public struct BareRates: Codable, Hashable, Sendable {
     /// QoS 1 messages of 200 bytes per second through the broker, published and received by
     /// plain libmosquitto (nil when not measured).
     public var brokerQoS1PerSecond: Double?
+    /// Signed receipts per second on one core: a manager signs one for every reading it answers
+    /// `committed` or `rejected` (nil in reports made before receipts were signed).
+    public var receiptSignOneCore: Double?
 
     /// Rates as given.
     public init(
@@ -41,13 +44,15 @@ public struct BareRates: Codable, Hashable, Sendable {
     ///   - cores: the parallelism of the all-core figures.
     public static func measureCompute(seconds: Double, cores: Int) -> BareRates {
         let one = max(0.05, seconds)
-        return BareRates(
+        var rates = BareRates(
             cores: cores,
             ed25519OneCore: VerifyRate.measure(.ed25519, threads: 1, seconds: one),
             ed25519AllCores: VerifyRate.measure(.ed25519, threads: cores, seconds: one),
             es256OneCore: VerifyRate.measure(.es256, threads: 1, seconds: one),
             es256AllCores: VerifyRate.measure(.es256, threads: cores, seconds: one),
             sha256MBPerSecond: HashRate.measure(seconds: one), brokerQoS1PerSecond: nil)
+        rates.receiptSignOneCore = ReceiptSignRate.measure(seconds: one)
+        return rates
     }
 }
 
@@ -81,6 +86,31 @@ public enum VerifyRate {
         let elapsed = MonotonicClock.seconds() - start
         guard !failed.load(ordering: .relaxed), elapsed > 0 else { return 0 }
         return Double(total.load(ordering: .relaxed)) / elapsed
+    }
+}
+
+/// Final receipts a manager signs per second on one core (its own Ed25519 key; PROTOCOL.md,
+/// "Signed receipts"): the receipt map, COSE_Sign1 over it with the receipts topic as external
+/// AAD, encoded, exactly as the manager publishes it.
+public enum ReceiptSignRate {
+    /// Measures it.
+    /// - Parameter seconds: for how long.
+    /// - Returns: receipts per second.
+    public static func measure(seconds: Double) -> Double {
+        let key = PrivateKey(generating: .ed25519)
+        let receipt = Receipt(seq: 1_234_567, status: .committed(height: 98_765, blockHash: Hash256.sha256([1])))
+        let topic = "medledger/v1/ward-7/receipts/cuff-000123"
+        var count = 0
+        var bytes = 0
+        let start = MonotonicClock.seconds()
+        while MonotonicClock.seconds() - start < seconds {
+            for _ in 0..<16 {
+                bytes += (try? receipt.published(topic: topic, manager: "manager-1", key: key))?.count ?? 0
+            }
+            count += 16
+        }
+        let elapsed = MonotonicClock.seconds() - start
+        return elapsed > 0 && bytes > 0 ? Double(count) / elapsed : 0
     }
 }
 

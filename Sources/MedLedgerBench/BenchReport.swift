@@ -119,6 +119,12 @@ public enum BenchReport {
             ["ES256 verify, \(bare.cores) cores", "\(format(bare.es256AllCores))/s"],
             ["SHA-256, 1 core", String(format: "%.0f MB/s", bare.sha256MBPerSecond)],
         ]
+        if let signing = bare.receiptSignOneCore, signing > 0 {
+            rows.append([
+                "signed receipts, 1 core (each manager signs one per reading)",
+                "\(format(signing))/s, \(String(format: "%.0f", 1e6 / signing)) µs per reading",
+            ])
+        }
         if let broker = bare.brokerQoS1PerSecond {
             rows.append(["QoS 1 through the broker (plain libmosquitto)", "\(format(broker)) messages/s"])
         }

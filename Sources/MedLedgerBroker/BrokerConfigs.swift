@@ -169,7 +169,7 @@ public struct ChannelACL: Hashable, Sendable {
                     "read \(base)/readings/#", "write \(base)/receipts/#", "read \(base)/tx/#",
                     "write \(base)/tx/\(manager)", "write \(base)/tx-receipts/#", "read \(base)/fetch/\(manager)",
                     "read \(base)/access-status/\(manager)",
-                    "readwrite \(base)/council/#", "readwrite \(base)/commits",
+                    "readwrite \(base)/council/#", "read \(base)/commits",
                     "readwrite \(base)/sync/#", "readwrite medledger/v1/_responses/\(manager)",
                     "write medledger/v1/_responses/#",
                 ])
@@ -186,7 +186,7 @@ public struct ChannelACL: Hashable, Sendable {
         for registrar in registrars {
             block(
                 registrar, "registrar",
-                ["write \(base)/tx/\(registrar)", "read \(base)/tx-receipts/\(registrar)", "read \(base)/commits"])
+                ["write \(base)/tx/\(registrar)", "read \(base)/tx-receipts/\(registrar)"])
         }
         for professional in professionals {
             block(
@@ -194,13 +194,13 @@ public struct ChannelACL: Hashable, Sendable {
                 [
                     "write \(base)/tx/\(professional)", "read \(base)/tx-receipts/\(professional)",
                     "write \(base)/fetch/+", "write \(base)/access-status/+",
-                    "read medledger/v1/_responses/\(professional)/#", "read \(base)/commits",
+                    "read medledger/v1/_responses/\(professional)/#",
                 ])
         }
         for bridge in bridges {
             var rules = [
                 "readwrite \(base)/tx/#", "readwrite \(base)/council/#", "readwrite \(base)/commits",
-                "readwrite \(base)/receipts/#", "readwrite \(base)/tx-receipts/#", "readwrite \(base)/sync/#",
+                "read \(base)/receipts/#", "readwrite \(base)/tx-receipts/#", "readwrite \(base)/sync/#",
                 "readwrite \(base)/fetch/#", "readwrite \(base)/access-status/#",
                 "readwrite medledger/v1/_responses/#",
             ]
@@ -376,7 +376,7 @@ public enum BrokerConfigs {
             topic \(base)/tx/# both 1
             topic \(base)/council/# both 1
             topic \(base)/commits both 1
-            topic \(base)/receipts/# both 1
+            topic \(base)/receipts/# in 1
             topic \(base)/sync/# both 1
             topic \(base)/tx-receipts/# both 1
             topic \(base)/fetch/# both 1

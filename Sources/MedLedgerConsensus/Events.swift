@@ -148,6 +148,34 @@ public enum Evidence: Hashable, Sendable {
     /// Two proposals of one manager for one height and round that differ.
     case conflictingProposals(Proposal, Proposal)
 
+    /// The height it is about.
+    public var height: UInt64 {
+        switch self {
+        case .conflictingVotes(let vote, _): vote.height
+        case .conflictingProposals(let proposal, _): proposal.height
+        }
+    }
+
+    /// What it convicts: one offender's one message slot (kind, member, height, round, and a
+    /// vote's step). A node keeps one piece of evidence per slot: an offender who signs many
+    /// conflicting messages for one slot is convicted once, not once per pair.
+    public var slot: Hash256 {
+        let fields: [CBOR] =
+            switch self {
+            case .conflictingVotes(let vote, _):
+                [
+                    .unsigned(1), .unsigned(UInt64(vote.validator)), .unsigned(vote.height), .unsigned(vote.round),
+                    .unsigned(vote.step.rawValue),
+                ]
+            case .conflictingProposals(let proposal, _):
+                [
+                    .unsigned(2), .unsigned(UInt64(proposal.proposer)), .unsigned(proposal.height),
+                    .unsigned(proposal.round),
+                ]
+            }
+        return Hash256.sha256(CBOR.array(fields).encoded())
+    }
+
     /// The evidence in its wire form.
     public func encoded() -> [UInt8] {
         switch self {

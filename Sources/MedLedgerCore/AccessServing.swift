@@ -506,6 +506,17 @@ public struct FetchResponse: Hashable, Sendable {
     /// What was served.
     public var content: Content
 
+    /// Whether the request it answers was shown to be its requester's and fresh: served, or refused
+    /// for a reason found after the signature and time checks (a manager remembers only such
+    /// requests' ids).
+    public var isAuthentic: Bool {
+        guard case .refused(let refusal) = content else { return true }
+        switch refusal.reason {
+        case .malformed, .wrongChannel, .unknownRequester, .badSignature, .stale: return false
+        default: return true
+        }
+    }
+
     /// Makes a response.
     public init(grant: Hash256, fetch: Hash256, servedAt: UInt64, height: UInt64, content: Content) {
         self.grant = grant

@@ -165,13 +165,16 @@ public struct COSESign1: Hashable, Sendable {
     ///   - payload: the payload bytes.
     ///   - keyID: the key id (label 4), or nil to leave it out.
     ///   - key: the signing key.
+    ///   - externalAAD: externally supplied data the signature also covers (empty for readings).
     /// - Returns: the signed message.
     /// - Throws: `KeyError` if signing fails.
-    public static func sign(payload: [UInt8], keyID: [UInt8]?, key: PrivateKey) throws(KeyError) -> COSESign1 {
+    public static func sign(
+        payload: [UInt8], keyID: [UInt8]?, key: PrivateKey, externalAAD: [UInt8] = []
+    ) throws(KeyError) -> COSESign1 {
         var header: [CBORMapEntry] = [CBORMapEntry(.unsigned(1), .int(key.algorithm.coseIdentifier))]
         if let keyID { header.append(CBORMapEntry(.unsigned(4), .bytes(keyID))) }
         let unsigned = COSESign1(protectedHeader: .map(header), payload: payload, signature: [])
-        let signature = try key.signature(for: unsigned.toBeSigned())
+        let signature = try key.signature(for: unsigned.toBeSigned(externalAAD: externalAAD))
         return COSESign1(protectedHeader: .map(header), payload: payload, signature: signature)
     }
 }

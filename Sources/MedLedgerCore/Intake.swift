@@ -87,7 +87,7 @@ extension LedgerState {
                 switch pool.admit(signed, now: now) {
                 case .added: return .accepted(signed)
                 case .duplicate: return .pending(signed)
-                case .full: return .poolFull(signed)
+                case .full, .deviceFull: return .poolFull(signed)
                 case .conflict:
                     return .rejected(
                         seq: signed.reading.seq,

@@ -15,12 +15,18 @@ public struct Mempool: Sendable {
         case conflict
         /// The pool is at its limit of readings or bytes.
         case full
+        /// The device holds its whole share of the pool already: a device that floods is told
+        /// `busy` while the others are still taken.
+        case deviceFull
     }
 
     /// The most readings the pool holds.
     public let capacity: Int
     /// The most bytes of signed readings the pool holds.
     public let byteCapacity: Int
+    /// The most readings one device may have pending.
+    public let deviceShare: Int
+    private var perDevice: [String: Int] = [:]
     private var order: [Key] = []
     private var head = 0
     private var entries: [Key: Entry] = [:]
@@ -41,10 +47,20 @@ public struct Mempool: Sendable {
     /// - Parameters:
     ///   - capacity: the most readings.
     ///   - byteCapacity: the most bytes.
-    public init(capacity: Int, byteCapacity: Int) {
+    ///   - deviceShare: the most readings of one device (default: `defaultDeviceShare(capacity:)`).
+    public init(capacity: Int, byteCapacity: Int, deviceShare: Int? = nil) {
         self.capacity = capacity
         self.byteCapacity = byteCapacity
+        self.deviceShare = max(1, deviceShare ?? Self.defaultDeviceShare(capacity: capacity))
     }
+
+    /// A device's share of a pool by default: an eighth of it, but at least 256 readings (a device
+    /// that was offline sends its backlog at once; the fleet's devices keep up to 256), and never
+    /// more than the pool.
+    public static func defaultDeviceShare(capacity: Int) -> Int { min(capacity, max(256, capacity / 8)) }
+
+    /// The readings a device has pending.
+    public func pendingCount(device: String) -> Int { perDevice[device] ?? 0 }
 
     /// The number of readings pending.
     public var count: Int { entries.count }
@@ -73,9 +89,11 @@ public struct Mempool: Sendable {
             return existing.reading.bytes == reading.bytes ? .duplicate : .conflict
         }
         guard entries.count < capacity, byteCount + reading.bytes.count <= byteCapacity else { return .full }
+        guard perDevice[key.device, default: 0] < deviceShare else { return .deviceFull }
         entries[key] = Entry(reading: reading, admittedAt: now)
         order.append(key)
         byteCount += reading.bytes.count
+        perDevice[key.device, default: 0] += 1
         return .added
     }
 
@@ -115,6 +133,8 @@ public struct Mempool: Sendable {
         for (device, seq) in readings {
             if let entry = entries.removeValue(forKey: Key(device: device, seq: seq)) {
                 byteCount -= entry.reading.bytes.count
+                let left = perDevice[device, default: 1] - 1
+                perDevice[device] = left > 0 ? left : nil
             }
         }
         while head < order.count, entries[order[head]] == nil { head += 1 }

@@ -35,6 +35,8 @@ public actor LedgerNode: Service {
 
     // Manager state.
     let managerIndex: Int?
+    /// The manager's key, which signs its final receipts (SignedReceipt.swift).
+    let managerKey: PrivateKey?
     var pool: Mempool
     var transactionPool: [SignedTransaction] = []
     var incoming: [IncomingReading] = []
@@ -117,6 +119,7 @@ public actor LedgerNode: Service {
             }
             role = .validator(index: index, signer: key)
             managerIndex = nil
+            managerKey = nil
         case .manager:
             guard let index = genesis.managers.firstIndex(where: { $0.id == configuration.id }), let key else {
                 throw NodeError(.configuration, "'\(configuration.id)' is not a manager of the genesis")
@@ -126,12 +129,16 @@ public actor LedgerNode: Service {
             }
             role = .manager(index: index, signer: key)
             managerIndex = index
+            managerKey = key
         case .observer:
             role = .observer
             managerIndex = nil
+            managerKey = nil
         }
         let capacity = configuration.poolCapacity ?? genesis.block.maxReadings * 20
-        pool = Mempool(capacity: capacity, byteCapacity: max(genesis.block.maxBytes * 20, capacity * 1024))
+        pool = Mempool(
+            capacity: capacity, byteCapacity: max(genesis.block.maxBytes * 20, capacity * 1024),
+            deviceShare: configuration.poolDeviceShare)
         do {
             var consensus = try ConsensusConfiguration(genesis: genesis)
             if let timeouts = configuration.timeouts { consensus.timeouts = timeouts.policy }
@@ -317,13 +324,19 @@ public actor LedgerNode: Service {
         record(evidence)
     }
 
+    /// How far from the node's height evidence is still kept: older or further ahead, it is
+    /// dropped (a byzantine member could otherwise sign conflicting messages for every height and
+    /// round it likes, and have every node store and relay them).
+    static let evidenceWindow: UInt64 = 64
+
     func record(_ evidence: Evidence) {
-        let height: UInt64
-        switch evidence {
-        case .conflictingVotes(let vote, _): height = vote.height
-        case .conflictingProposals(let proposal, _): height = proposal.height
+        let height = evidence.height
+        let current = store.height + 1
+        guard height + Self.evidenceWindow >= current, height <= current + Self.evidenceWindow else {
+            counters.evidenceIgnored += 1
+            return
         }
-        if (try? journal.recordEvidence(evidence.encoded(), height: height)) == true {
+        if (try? journal.recordEvidence(evidence.encoded(), height: height, key: evidence.slot.bytes)) == true {
             counters.evidence += 1
             logger.warning("equivocation recorded", metadata: ["height": "\(height)", "evidence": "\(evidence)"])
             publish(CouncilTopics.evidence(channel: genesis.channel, reporter: configuration.id), evidence.encoded())
@@ -340,13 +353,17 @@ public actor LedgerNode: Service {
         }
         let height = committed.header.height
         if height <= store.height { return }
+        // Its certificate first, whatever its height: a commit that does not verify starts nothing
+        // (a retained commit for a far height could otherwise send the node after blocks that do not
+        // exist).
+        do {
+            try committed.certificate.verify(genesis: genesis, header: committed.header)
+        } catch {
+            counters.invalidCommits += 1
+            logger.warning("a commit with an invalid certificate", metadata: ["error": "\(error)"])
+            return
+        }
         if height == store.height + 1 {
-            do {
-                try committed.certificate.verify(genesis: genesis, header: committed.header)
-            } catch {
-                logger.warning("a commit with an invalid certificate", metadata: ["error": "\(error)"])
-                return
-            }
             let value = ProposalValue(header: committed.header.encoded(), body: committed.compressedBody)
             if startedHeight < height { startHeight(height) }
             execute(machine.handle(.commit(committed.certificate, value: value)))
@@ -572,6 +589,8 @@ public struct NodeCounters: Codable, Hashable, Sendable {
     public var blocksValidated = 0
     /// Proposals found invalid.
     public var invalidProposals = 0
+    /// Transactions answered `busy` (the transaction pool was full).
+    public var transactionsBusy = 0
     /// Proposed blocks refused, by the rule they broke (`header.time-ahead`: the proposer's clock
     /// runs ahead; `decoding`: the value does not decode to a block).
     public var invalidProposalsByRule: [String: Int] = [:]
@@ -583,6 +602,10 @@ public struct NodeCounters: Codable, Hashable, Sendable {
     public var retransmissions = 0
     /// Equivocations recorded.
     public var evidence = 0
+    /// Evidence dropped for being about a height far from the node's (`evidenceWindow`).
+    public var evidenceIgnored = 0
+    /// Commits received whose certificate does not verify (ignored).
+    public var invalidCommits = 0
     /// Messages the machine refused.
     public var diagnostics = 0
     /// Blocks applied from peers.

@@ -41,9 +41,20 @@ extension LedgerNode {
                     status = .rejected(rejection.reason)
                 }
             }
-            publish(topics.receipts(message.topicDevice), Receipt(seq: outcome.seq, status: status).encoded())
+            answer(message.topicDevice, Receipt(seq: outcome.seq, status: status))
         }
         proposeIfReady()
+    }
+
+    /// Publishes a receipt to a device, signed when it is final (SignedReceipt.swift).
+    func answer(_ device: String, _ receipt: Receipt) {
+        let topic = topics.receipts(device)
+        guard let managerKey else { return }
+        do {
+            publish(topic, try receipt.published(topic: topic, manager: configuration.id, key: managerKey))
+        } catch {
+            logger.error("cannot sign a receipt", metadata: ["device": "\(device)", "error": "\(error)"])
+        }
     }
 
     /// Checks a transaction and queues it for a block, answering its submitter.
@@ -63,6 +74,12 @@ extension LedgerNode {
         }) {
             let status: TransactionReceipt.Status = pending.bytes == signed.bytes ? .accepted : .rejected(.replayed)
             publish(answer, TransactionReceipt(seq: seq, status: status).encoded())
+            return
+        }
+        guard transactionPool.count < configuration.transactionPoolCapacity ?? 1000 else {
+            // Full: the submitter sends it again later, as after a reading's `busy`.
+            counters.transactionsBusy += 1
+            publish(answer, TransactionReceipt(seq: seq, status: .busy).encoded())
             return
         }
         if let rejection = store.state.check(signed) {
@@ -114,9 +131,7 @@ extension LedgerNode {
             for (signed, rejection) in assembly.refusedReadings {
                 verifiedReadings.remove(Hash256.sha256(signed.bytes))
                 counters.readingsRejected[rejection.reason.rawValue, default: 0] += 1
-                publish(
-                    topics.receipts(signed.keyID),
-                    Receipt(seq: signed.reading.seq, status: .rejected(rejection.reason)).encoded())
+                answer(signed.keyID, Receipt(seq: signed.reading.seq, status: .rejected(rejection.reason)))
             }
         }
         let block = assembly.block
@@ -135,9 +150,7 @@ extension LedgerNode {
         pool.remove(checked.readings.map { ($0.reading.device, $0.reading.seq) })
         for signed in checked.readings {
             if !verifiedReadings.isEmpty { verifiedReadings.remove(Hash256.sha256(signed.bytes)) }
-            publish(
-                topics.receipts(signed.keyID),
-                Receipt(seq: signed.reading.seq, status: .committed(height: height, blockHash: hash)).encoded())
+            answer(signed.keyID, Receipt(seq: signed.reading.seq, status: .committed(height: height, blockHash: hash)))
         }
         if pool.count == 0 { verifiedReadings = [] }  // nothing pending: no digest is needed any more
         if !checked.transactions.isEmpty {

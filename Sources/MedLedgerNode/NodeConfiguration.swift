@@ -70,6 +70,11 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
     public var timeouts: Timeouts?
     /// The most readings the manager's pool holds (default: 20 blocks' worth).
     public var poolCapacity: Int?
+    /// The most readings one device may have in the pool (default: an eighth of it, at least 256):
+    /// a device that floods is answered `busy` while the others are still taken.
+    public var poolDeviceShare: Int?
+    /// The most transactions the manager's pool holds (default: 1000); more are answered `busy`.
+    public var transactionPoolCapacity: Int?
     /// A file the node writes its status to (JSON) after every commit, for tools such as the devnet.
     public var statusFile: String?
     /// Where the node serves its read-only web page, `/metrics` and `/status.json` (none when nil).
@@ -198,6 +203,12 @@ public struct NodeConfiguration: Codable, Hashable, Sendable {
         }
         guard (1...65535).contains(broker.port) else {
             throw NodeError(.configuration, "broker port \(broker.port) is not a TCP port")
+        }
+        for (name, value) in [
+            ("poolCapacity", poolCapacity), ("poolDeviceShare", poolDeviceShare),
+            ("transactionPoolCapacity", transactionPoolCapacity),
+        ] {
+            if let value, value < 1 { throw NodeError(.configuration, "\(name) must be at least 1, not \(value)") }
         }
         if let http {
             guard (0...65535).contains(http.port) else {

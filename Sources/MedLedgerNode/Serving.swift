@@ -76,9 +76,6 @@ extension LedgerNode {
             logger.debug("a repeated fetch request dropped", metadata: ["fetch": "\(id.hex)"])
             return
         }
-        let time = signed.request.time
-        if (time > now ? time - now : now - time) <= genesis.skewMs { serving.seen[id] = time }
-
         let response: FetchResponse
         do {
             response = try store.serve(signed, now: now)
@@ -89,6 +86,9 @@ extension LedgerNode {
                 FetchRefusal(.unavailable, "the manager's store failed"))
             return
         }
+        // Its id is kept only once the request's signature verified and its time is fresh: ids of
+        // requests anyone can make up (unsigned, badly signed, stale) never take the manager's memory.
+        if response.isAuthentic { serving.seen[id] = signed.request.time }
         guard let entry = response.accessLog(requester: signed.request.requester) else {
             if case .refused(let refusal) = response.content {
                 serving.counters.refused[refusal.reason.rawValue, default: 0] += 1

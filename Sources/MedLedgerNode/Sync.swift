@@ -31,13 +31,15 @@ extension LedgerNode {
                 let response = try await client.request(
                     topic: topics.sync(peer), payload: request.encoded(), timeout: .seconds(5))
                 let answer = try SyncResponse(decoding: response.payload, parameters: genesis.block)
-                syncTarget = max(syncTarget, answer.height)
                 let applied = try applySynced(answer.blocks)
                 if applied == 0 {
                     failures += 1
                     peerIndex += 1
                 } else {
                     failures = 0
+                    // The peer's height is a hint, taken only as far as it has shown verified
+                    // blocks: one more request's worth past what it sent.
+                    syncTarget = max(syncTarget, min(answer.height, store.height + UInt64(SyncRequest.maxCount)))
                 }
             } catch {
                 logger.info("sync from a peer failed", metadata: ["peer": "\(peer)", "error": "\(error)"])

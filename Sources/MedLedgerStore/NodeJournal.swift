@@ -35,15 +35,17 @@ public final class NodeJournal {
         try db.run("INSERT OR REPLACE INTO consensus(id, state) VALUES (1, ?)", [.blob(state)])
     }
 
-    /// Keeps a piece of evidence (once).
+    /// Keeps a piece of evidence (once per key).
     /// - Parameters:
     ///   - evidence: its encoded form.
     ///   - height: the height it is about.
+    ///   - key: what makes it one (default: its SHA-256); a node passes the slot it convicts, so
+    ///     that evidence of one slot is kept once.
     /// - Returns: whether it was new.
     /// - Throws: `StoreError` when it cannot be written.
     @discardableResult
-    public func recordEvidence(_ evidence: [UInt8], height: UInt64) throws(StoreError) -> Bool {
-        let digest = Hash256.sha256(evidence).bytes
+    public func recordEvidence(_ evidence: [UInt8], height: UInt64, key: [UInt8]? = nil) throws(StoreError) -> Bool {
+        let digest = key ?? Hash256.sha256(evidence).bytes
         if try db.first("SELECT 1 FROM evidence WHERE digest = ?", [.blob(digest)], { $0.int(0) }) != nil {
             return false
         }

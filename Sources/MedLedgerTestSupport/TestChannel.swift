@@ -64,6 +64,12 @@ public struct TestChannel: Sendable {
             with: registrarKey)
     }
 
+    /// A receipt as a device of this channel takes it: final ones must be signed by one of its
+    /// managers for this topic (nil when it is not a receipt or cannot be trusted).
+    public func trustedReceipt(_ payload: [UInt8], topic: String) -> Receipt? {
+        try? Receipt.open(payload, topic: topic, managers: genesis.managers).receipt
+    }
+
     /// A blood-pressure reading, signed.
     public func reading(
         device: String, key: PrivateKey, seq: UInt64, time: UInt64? = nil, systolic: Int64 = 120,

@@ -67,6 +67,10 @@ public final class TestNetwork: @unchecked Sendable {
 
     /// The managers' pool capacity for nodes started from now on (nil: the default).
     public var poolCapacity: Int?
+    /// A device's share of the managers' pool for nodes started from now on (nil: the default).
+    public var poolDeviceShare: Int?
+    /// The managers' transaction pool capacity for nodes started from now on (nil: the default).
+    public var transactionPoolCapacity: Int?
 
     /// Wall clocks for nodes started from now on, by node id (the others use `WallClock.nowMs`): a
     /// node whose clock is wrong.
@@ -76,10 +80,13 @@ public final class TestNetwork: @unchecked Sendable {
     public func configuration(_ id: String) -> NodeConfiguration {
         let role: NodeConfiguration.Role =
             id.hasPrefix("validator") ? .validator : id.hasPrefix("manager") ? .manager : .observer
-        return NodeConfiguration(
+        var configuration = NodeConfiguration(
             id: id, role: role, genesis: genesisPath, key: role == .observer ? nil : keyPath(id),
             database: databasePath(id), broker: .init(host: broker.host, port: broker.port), timeouts: Self.timeouts,
             poolCapacity: poolCapacity, http: .init(host: "127.0.0.1", port: 0))
+        configuration.poolDeviceShare = poolDeviceShare
+        configuration.transactionPoolCapacity = transactionPoolCapacity
+        return configuration
     }
 
     /// Starts a node (again, after `stop`, from its store and journal) and waits until it is

@@ -4,7 +4,7 @@ import MedLedgerCore
 
 struct ChannelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "channel", abstract: "Make and inspect channels.", subcommands: [Init.self])
+        commandName: "channel", abstract: "Make and inspect channels.", subcommands: [Init.self, ManagerKeys.self])
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -56,6 +56,39 @@ struct ChannelCommand: ParsableCommand {
             print(
                 "wrote \(dir)/genesis.json and the keys of \(registrars) registrar(s), \(validators) validator(s), "
                     + "\(managers) manager(s) in \(dir)/keys")
+        }
+    }
+}
+
+extension ChannelCommand {
+    struct ManagerKeys: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "manager-keys",
+            abstract: "Write the public keys of a channel's managers, for devices to verify their receipts.",
+            discussion: """
+                Writes DIR/<id>.pub (PEM) for each manager the genesis names, and prints a line per
+                manager: its id, algorithm and file. A device is given them as --manager-key ID=FILE:
+                it trusts a committed or rejected receipt only when one of them signed it (PROTOCOL.md,
+                "Signed receipts").
+                """)
+
+        @Option(help: "The channel's genesis.json.")
+        var genesis: String
+        @Option(help: "The directory to write the keys to (made if missing).")
+        var out: String
+
+        func run() throws {
+            let genesis = try Files.genesis(self.genesis)
+            do {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                for manager in genesis.managers {
+                    let path = "\(out)/\(manager.id).pub"
+                    try manager.publicKey.pemRepresentation.write(toFile: path, atomically: true, encoding: .utf8)
+                    print("\(manager.id) \(manager.publicKey.algorithm.rawValue) \(path)")
+                }
+            } catch {
+                throw ToolError("cannot write the managers' keys to \(out): \(error)")
+            }
         }
     }
 }

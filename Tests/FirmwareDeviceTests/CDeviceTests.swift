@@ -111,6 +111,16 @@ struct CDeviceTests {
             try setup.sendReceipt(Receipt(seq: 5, status: .rejected(.implausibleValue)), port: broker.port)
             try MQTTClient.publish(port: broker.port, topic: setup.receiptsTopic, payload: [0xFF, 0x00])
             try setup.sendReceipt(DeviceSetup.committed(2, height: 4), port: broker.port)  // a duplicate
+            // Forged final receipts for 4 and 6: one unsigned, one signed in manager-1's name with
+            // another key. The device ignores them (and resends 4 and 6 below).
+            try MQTTClient.publish(
+                port: broker.port, topic: setup.receiptsTopic, payload: DeviceSetup.committed(4, height: 4).encoded())
+            try MQTTClient.publish(
+                port: broker.port, topic: setup.receiptsTopic,
+                payload: try DeviceSetup.committed(6, height: 4).published(
+                    topic: setup.receiptsTopic, manager: "manager-1", key: PrivateKey(generating: .ed25519)))
+            try await device.waitFor("untrusted-receipt", ["why": "unsigned"])
+            try await device.waitFor("untrusted-receipt", ["why": "bad-signature"])
             try await device.waitFor("committed", ["seq": "3", "height": "4"])
             try await device.waitFor("rejected", ["seq": "5", "reason": "implausible-value"])
             try await device.waitFor("bad-receipt")
@@ -377,7 +387,7 @@ struct CDeviceTests {
                 brokers: [broker.address], ["--count", "1", "--tls-ca", "\(path)/ca.crt", "--exit-when-committed"])
             try await device.waitFor("published", ["seq": "1"])
             // The manager's side needs TLS too: mosquitto_pub with the same CA.
-            try Data(DeviceSetup.committed(1).encoded()).write(to: URL(fileURLWithPath: "\(path)/receipt"))
+            try Data(try setup.published(DeviceSetup.committed(1))).write(to: URL(fileURLWithPath: "\(path)/receipt"))
             let published = try ToolRunner.run(
                 "/usr/bin/mosquitto_pub",
                 [
@@ -409,9 +419,20 @@ struct CDeviceTests {
         (
             [
                 "--broker", "h:1", "--channel", "w", "--device", "d", "--key", "k", "--seq-file", "s",
-                "--exit-when-committed",
+                "--manager-key", "manager-1=m.pub", "--exit-when-committed",
             ],
             "--exit-when-committed needs --count"
+        ),
+        (
+            ["--broker", "h:1", "--channel", "w", "--device", "d", "--key", "k", "--seq-file", "s"],
+            "at least one --manager-key ID=PEMFILE is needed"
+        ),
+        (
+            [
+                "--broker", "h:1", "--channel", "w", "--device", "d", "--key", "k", "--seq-file", "s",
+                "--manager-key", "manager-1",
+            ],
+            "--manager-key"
         ),
     ])
     func aBadCommandLineIsNamed(_ arguments: [String], _ message: String) throws {
@@ -427,9 +448,12 @@ struct CDeviceTests {
         defer { directory.remove() }
         let result = try ToolRunner.run(
             try CDevice.binary.get(),
-            ["--broker", "127.0.0.1:1", "--channel", "w", "--device", "d", "--key", "absent.key", "--seq-file", "s"],
+            [
+                "--broker", "127.0.0.1:1", "--channel", "w", "--device", "d", "--key", "absent.key", "--seq-file", "s",
+                "--manager-key", "manager-1=absent.pub",
+            ],
             in: directory.path, timeout: 10)
         #expect(result.status == 1)
-        #expect(result.stderr.contains("absent.key"), "\(result.stderr)")
+        #expect(result.stderr.contains("absent.key") || result.stderr.contains("absent.pub"), "\(result.stderr)")
     }
 }

@@ -318,6 +318,20 @@ struct DeviceSetup {
     let keyPath: String
     let publicKey: PublicKey
     let publicKeyPath: String
+    /// The key of the manager the test answers as (`manager-1`); the device is given its public
+    /// key with `--manager-key` unless a test gives keys of its own.
+    static let managerKey = try! PrivateKey(algorithm: .ed25519, rawBytes: [UInt8](repeating: 0x6D, count: 32))
+    var managerKeyPath: String { directory.file("manager-1.pub") }
+
+    /// The device's `--manager-key` options: the keys in `managers/` when a test provisioned the
+    /// device with a channel's (`medledger channel manager-keys --out managers`), else manager-1's.
+    var managerKeyArguments: [String] {
+        let provisioned = directory.file("managers")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: provisioned)) ?? [])
+            .filter { $0.hasSuffix(".pub") }.sorted()
+        guard !names.isEmpty else { return ["--manager-key", "manager-1=\(managerKeyPath)"] }
+        return names.flatMap { ["--manager-key", "\($0.dropLast(4))=\(provisioned)/\($0)"] }
+    }
     /// Every process the test started, stopped by `cleanUp()`.
     let running = RunningProcesses()
 
@@ -364,6 +378,8 @@ struct DeviceSetup {
             guard pub.status == 0 else { throw HarnessError("openssl pkey: \(pub.stderr)") }
         }
         let publicKey = try PublicKey(pem: try String(contentsOfFile: publicKeyPath, encoding: .utf8))
+        try managerKey.publicKey.pemRepresentation.write(
+            toFile: directory.file("manager-1.pub"), atomically: true, encoding: .utf8)
         return DeviceSetup(
             directory: directory, channel: "ward-7", device: "dev-\(UUID().uuidString.prefix(8).lowercased())",
             keyPath: keyPath, publicKey: publicKey, publicKeyPath: publicKeyPath)
@@ -372,7 +388,8 @@ struct DeviceSetup {
     /// The device's command line for these brokers, plus `extra` options.
     func arguments(brokers: [String], _ extra: [String]) -> [String] {
         brokers.flatMap { ["--broker", $0] }
-            + ["--channel", channel, "--device", device, "--key", keyPath, "--seq-file", seqPath] + extra
+            + ["--channel", channel, "--device", device, "--key", keyPath, "--seq-file", seqPath]
+            + (extra.contains("--manager-key") ? [] : managerKeyArguments) + extra
     }
 
     /// Starts the device.
@@ -404,9 +421,15 @@ struct DeviceSetup {
         await setup.cleanUp()
     }
 
+    /// A receipt as manager-1 publishes it to the device (final ones signed).
+    func published(_ receipt: Receipt) throws -> [UInt8] {
+        try receipt.published(topic: receiptsTopic, manager: "manager-1", key: Self.managerKey)
+    }
+
     /// Publishes a receipt to the device, as a manager does.
     func sendReceipt(_ receipt: Receipt, port: Int, credentials: (user: String, password: String)? = nil) throws {
-        try MQTTClient.publish(port: port, topic: receiptsTopic, payload: receipt.encoded(), credentials: credentials)
+        try MQTTClient.publish(
+            port: port, topic: receiptsTopic, payload: try published(receipt), credentials: credentials)
     }
 
     /// A committed receipt at a made-up height.

@@ -52,11 +52,24 @@ struct DevnetTests {
     }
 
     func register(_ setup: DeviceSetup, on devnet: Devnet) throws {
+        try provisionManagerKeys(setup, devnet)
         let result = try ToolRunner.medledger(
             "device", "register", "--devnet", devnet.directory, "--device", setup.device, "--public-key",
             setup.publicKeyPath, "--patient", "patient-7", in: setup.directory.path)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("committed at height"))
+    }
+
+    /// Provisions the device with the devnet's managers' public keys, written by
+    /// `medledger channel manager-keys` as an operator would (the harness passes every key in
+    /// `managers/` as `--manager-key`).
+    func provisionManagerKeys(_ setup: DeviceSetup, _ devnet: Devnet) throws {
+        let result = try ToolRunner.medledger(
+            "channel", "manager-keys", "--genesis", devnet.file.genesis, "--out", "managers", in: setup.directory.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            result.stdout.split(separator: "\n").count
+                == devnet.file.nodes.keys.filter { $0.hasPrefix("manager") }.count)
     }
 
     /// Runs the device until every reading it makes is committed.
@@ -134,12 +147,15 @@ struct DevnetTests {
             "device", "revoke", "--devnet", devnet.directory, "--device", setup.device, in: setup.directory.path)
         #expect(revoked.status == 0 && revoked.stdout.contains("committed at height"), "\(revoked.stderr)")
         let refused = try setup.start(
-            brokers: [devnet.broker], ["--count", "1", "--interval-ms", "20", "--timeout-ms", "30000"],
+            brokers: [devnet.broker],
+            ["--count", "1", "--interval-ms", "20", "--timeout-ms", "30000"],
             name: "device-5")
         try await eventually(
             "the revoked device's reading refused", timeout: .seconds(30), context: refused.process.report
         ) {
-            refused.lines.contains { $0.hasPrefix("rejected seq=31 reason=revoked-device") }
+            refused.lines.contains {
+                $0.hasPrefix("rejected seq=31 signer=manager-") && $0.hasSuffix(" reason=revoked-device")
+            }
         }
         await refused.process.stop(grace: .seconds(5))
         await restarted.stop(grace: .seconds(10))

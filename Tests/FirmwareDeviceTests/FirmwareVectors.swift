@@ -231,6 +231,87 @@ enum FirmwareVectors {
         return JSON.object([("description", .string(description)), ("cases", .array(items))]).rendered() + "\n"
     }
 
+    /// The signed-receipts vectors: a channel's two managers (Ed25519, fixed keys), the topic of
+    /// one device's receipts, and receipts a device must trust or ignore.
+    static let receiptManagers: [(id: String, key: PrivateKey)] = [
+        ("manager-1", try! PrivateKey(algorithm: .ed25519, rawBytes: [UInt8](repeating: 0x4D, count: 32))),
+        ("manager-2", try! PrivateKey(algorithm: .ed25519, rawBytes: [UInt8](repeating: 0x4E, count: 32))),
+    ]
+    static let receiptTopic = "medledger/v1/ward-7/receipts/cuff-1"
+
+    /// One signed-receipt vector: the bytes, and whether a device trusts them (else why not).
+    struct SignedReceiptCase {
+        var name: String
+        var receipt: Receipt
+        var bytes: [UInt8]
+        var untrusted: ReceiptError.Code?
+    }
+
+    static func signedReceiptCases() throws -> [SignedReceiptCase] {
+        let topic = receiptTopic
+        let (id, key) = receiptManagers[0]
+        let committed = Receipt(seq: 41, status: .committed(height: 9, blockHash: blockHash))
+        let rejected = Receipt(seq: 42, status: .rejected(.clockSkew))
+        let accepted = Receipt(seq: 43, status: .accepted)
+        let signed = try committed.published(topic: topic, manager: id, key: key)
+        var flipped = signed
+        flipped[flipped.count - 1] ^= 0x01
+        let stranger = try PrivateKey(algorithm: .ed25519, rawBytes: [UInt8](repeating: 0x58, count: 32))
+        return [
+            SignedReceiptCase(name: "committed-signed", receipt: committed, bytes: signed),
+            SignedReceiptCase(
+                name: "rejected-signed-by-manager-2", receipt: rejected,
+                bytes: try rejected.published(topic: topic, manager: receiptManagers[1].id, key: receiptManagers[1].key)
+            ),
+            SignedReceiptCase(name: "accepted-bare", receipt: accepted, bytes: accepted.encoded()),
+            SignedReceiptCase(
+                name: "committed-bare", receipt: committed, bytes: committed.encoded(), untrusted: .unsigned),
+            SignedReceiptCase(
+                name: "committed-for-another-device", receipt: committed,
+                bytes: try committed.published(topic: "medledger/v1/ward-7/receipts/cuff-2", manager: id, key: key),
+                untrusted: .badSignature),
+            SignedReceiptCase(
+                name: "committed-signed-by-another-key", receipt: committed,
+                bytes: try committed.published(topic: topic, manager: id, key: stranger), untrusted: .badSignature),
+            SignedReceiptCase(
+                name: "committed-signed-by-no-manager", receipt: committed,
+                bytes: try committed.published(topic: topic, manager: "mallory", key: stranger),
+                untrusted: .unknownSigner),
+            SignedReceiptCase(
+                name: "committed-signature-changed", receipt: committed, bytes: flipped, untrusted: .badSignature),
+        ]
+    }
+
+    /// Renders the signed-receipts vector file.
+    static func renderSignedReceipts() throws -> String {
+        let managers: [JSON] = receiptManagers.map { manager in
+            .object([
+                ("id", .string(manager.id)), ("alg", .int(manager.key.algorithm.coseIdentifier)),
+                ("publicKeyHex", .string(Hex.encode(manager.key.publicKey.rawBytes))),
+                ("publicKeyPEM", .string(manager.key.publicKey.pemRepresentation)),
+            ])
+        }
+        let cases: [JSON] = try signedReceiptCases().map { item in
+            var fields: [(String, JSON)] = [
+                ("name", .string(item.name)), ("trusted", .bool(item.untrusted == nil)),
+            ]
+            if let why = item.untrusted { fields.append(("why", .string(why.rawValue))) }
+            fields.append(("seq", .int(Int64(item.receipt.seq))))
+            fields.append(("status", .string(item.receipt.statusName)))
+            fields.append(("hex", .string(Hex.encode(item.bytes))))
+            return .object(fields)
+        }
+        let description =
+            "Receipts as managers publish them (PROTOCOL.md, \"Signed receipts\"): committed and rejected ones "
+            + "are COSE_Sign1 (tag 18) signed by a manager the genesis names (kid: its id), over the receipt map "
+            + "as payload with the receipts topic's UTF-8 as external_aad; accepted and busy ones are bare maps. "
+            + "A device acts on a case only if trusted is true; the others it ignores (why: the reason)."
+        return JSON.object([
+            ("description", .string(description)), ("topic", .string(receiptTopic)), ("managers", .array(managers)),
+            ("cases", .array(cases)),
+        ]).rendered() + "\n"
+    }
+
     static let ed25519Description =
         "COSE_Sign1 readings signed with Ed25519 (alg -8), made by MedLedgerCore. Ed25519 is deterministic: "
         + "an encoder given the key and the reading must produce every hex string here byte for byte."

@@ -56,6 +56,43 @@ struct VectorTests {
         #expect(stored == rendered, "firmware-sim/vectors/receipts.json differs from what MedLedgerCore makes")
     }
 
+    static let signedReceiptsFile = FirmwareVectors.directory.appendingPathComponent("signed-receipts.json")
+
+    @Test func theSignedReceiptsFileIsWhatMedLedgerCoreMakes() throws {
+        let rendered = try FirmwareVectors.renderSignedReceipts()
+        if Self.writing { try rendered.write(to: Self.signedReceiptsFile, atomically: true, encoding: .utf8) }
+        let stored = try String(contentsOf: Self.signedReceiptsFile, encoding: .utf8)
+        #expect(stored == rendered, "firmware-sim/vectors/signed-receipts.json differs from what MedLedgerCore makes")
+    }
+
+    /// Independently of the rendering: each signed-receipt vector is trusted or refused, for its
+    /// reason, by the managers the file names.
+    @Test func signedReceiptVectorsAreTrustedOrRefusedAsTheySay() throws {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.signedReceiptsFile)) as? [String: Any]
+        let topic = try #require(object?["topic"] as? String)
+        let managers = try #require(object?["managers"] as? [[String: Any]]).map { item in
+            Member(
+                id: item["id"] as? String ?? "",
+                publicKey: try PublicKey(algorithm: .ed25519, rawBytes: try Self.hex(item, "publicKeyHex")))
+        }
+        let cases = try Self.loadCases(Self.signedReceiptsFile)
+        #expect(cases.count >= 8)
+        for item in cases {
+            let name = item["name"] as? String ?? "?"
+            let bytes = try Self.hex(item, "hex")
+            do {
+                let opened = try Receipt.open(bytes, topic: topic, managers: managers)
+                #expect(item["trusted"] as? Bool == true, "\(name) was trusted")
+                #expect(
+                    opened.receipt.seq == item["seq"] as? UInt64
+                        && opened.receipt.statusName == item["status"] as? String)
+            } catch {
+                #expect(item["trusted"] as? Bool == false, "\(name): \(error)")
+                #expect(error.code.rawValue == item["why"] as? String, "\(name): \(error)")
+            }
+        }
+    }
+
     /// Independently of the rendering: every reading vector decodes, names its device as kid,
     /// verifies with its public key (raw and PEM), and its parts are the message's parts.
     @Test(arguments: [ed25519File, es256File])

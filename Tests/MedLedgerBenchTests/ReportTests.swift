@@ -21,9 +21,10 @@ struct ReportTests {
         pipeline.timeline = (0..<20).map {
             TimelinePoint(seconds: Double($0), step: $0 / 10, offered: 100, committed: 95, p50Ms: 20, p99Ms: 60)
         }
-        let bare = BareRates(
+        var bare = BareRates(
             cores: 2, ed25519OneCore: 20_000, ed25519AllCores: 40_000, es256OneCore: 29_000, es256AllCores: 58_000,
             sha256MBPerSecond: 2000, brokerQoS1PerSecond: 50_000)
+        bare.receiptSignOneCore = 25_000
         let bound = 8000.0
         var result = BenchResult(
             startedAt: started,
@@ -62,6 +63,13 @@ struct ReportTests {
         #expect(loaded.bare == original.bare)
         #expect(loaded.scaling == original.scaling)
         #expect(loaded.ratios == original.ratios)
+    }
+
+    @Test func theSigningCostOfReceiptsIsShownPerReading() {
+        let rows = BenchReport.text(bareOnly: result(started: "2026-12-02T12:00:00Z", sustained: 180).bare)
+        #expect(
+            rows.contains { $0.contains("signed receipts") && $0.contains("25000/s, 40 µs per reading") }, "\(rows)")
+        #expect(ReceiptSignRate.measure(seconds: 0.05) > 0)
     }
 
     @Test func thePageIsSelfContainedDrawsEveryCurveAndEscapesText() {

@@ -37,6 +37,29 @@ struct MempoolTests {
         #expect(small.byteCount == reading(1).bytes.count)
     }
 
+    @Test func aDeviceHoldsAtMostItsShareAndTheOthersAreStillTaken() {
+        var pool = Mempool(capacity: 10, byteCapacity: 100_000, deviceShare: 3)
+        for seq: UInt64 in 1...3 { #expect(pool.admit(reading(seq), now: 0) == .added) }
+        #expect(pool.admit(reading(4), now: 0) == .deviceFull)
+        #expect(pool.admit(reading(1), now: 0) == .duplicate)
+        let other = TestChannel.deviceKey(2)
+        for seq: UInt64 in 1...3 {
+            #expect(pool.admit(channel.reading(device: "bp-2", key: other, seq: seq), now: 0) == .added)
+        }
+        #expect(pool.pendingCount(device: "bp-1") == 3 && pool.pendingCount(device: "bp-2") == 3)
+        // A committed reading frees its device's place.
+        pool.remove([(device: "bp-1", seq: 2)])
+        #expect(pool.pendingCount(device: "bp-1") == 2)
+        #expect(pool.admit(reading(4), now: 0) == .added)
+        #expect(pool.admit(reading(5), now: 0) == .deviceFull)
+        pool.remove((1...5).map { (device: "bp-1", seq: $0) })
+        #expect(pool.pendingCount(device: "bp-1") == 0)
+        // The default share: an eighth of the pool, at least 256, never more than the pool.
+        #expect(Mempool.defaultDeviceShare(capacity: 20_000) == 2_500)
+        #expect(Mempool.defaultDeviceShare(capacity: 1_000) == 256)
+        #expect(Mempool.defaultDeviceShare(capacity: 5) == 5)
+    }
+
     @Test func cutsByCountBytesOrTimeout() {
         var pool = Mempool(capacity: 100, byteCapacity: 100_000)
         let params = BlockParameters(maxReadings: 3, maxBytes: 100_000, timeoutMs: 200)

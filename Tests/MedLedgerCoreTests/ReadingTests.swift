@@ -260,3 +260,63 @@ struct ReceiptTests {
         }
     }
 }
+
+@Suite("Signed receipts")
+struct SignedReceiptTests {
+    static let topic = "medledger/v1/ward-7/receipts/cuff-1"
+    static let final: [Receipt] = [
+        Receipt(seq: 8, status: .committed(height: 12, blockHash: Hash256.sha256([1]))),
+        Receipt(seq: 9, status: .rejected(.clockSkew)),
+        Receipt(seq: 0, status: .rejected(.malformed)),
+    ]
+    let es256 = PrivateKey(generating: .es256)
+    let ed25519 = TestChannel.deviceKey(90)
+    var managers: [Member] {
+        [Member(id: "manager-1", publicKey: ed25519.publicKey), Member(id: "manager-2", publicKey: es256.publicKey)]
+    }
+
+    func open(_ bytes: [UInt8], topic: String = Self.topic) -> Result<Receipt, ReceiptError> {
+        Result { () throws(ReceiptError) in try Receipt.open(bytes, topic: topic, managers: managers).receipt }
+    }
+
+    func code(_ bytes: [UInt8], topic: String = Self.topic) -> ReceiptError.Code? {
+        if case .failure(let error) = open(bytes, topic: topic) { return error.code }
+        return nil
+    }
+
+    @Test(arguments: final)
+    func aFinalReceiptIsSignedAndVerifiesWithItsManagersKeyForItsTopic(_ receipt: Receipt) throws {
+        for (id, key) in [("manager-1", ed25519), ("manager-2", es256)] {
+            let bytes = try receipt.published(topic: Self.topic, manager: id, key: key)
+            #expect(bytes.first == 0xD2, "COSE_Sign1, tag 18")
+            let opened = try Receipt.open(bytes, topic: Self.topic, managers: managers)
+            #expect(opened.receipt == receipt && opened.signer == id)
+            // Another device's or channel's topic, another manager's name, a changed byte.
+            #expect(code(bytes, topic: "medledger/v1/ward-7/receipts/cuff-2") == .badSignature)
+            #expect(code(bytes, topic: "medledger/v1/ward-8/receipts/cuff-1") == .badSignature)
+            let other = id == "manager-1" ? "manager-2" : "manager-1"
+            #expect(code(try receipt.published(topic: Self.topic, manager: other, key: key)) != nil)
+            #expect(code(try receipt.published(topic: Self.topic, manager: "mallory", key: key)) == .unknownSigner)
+            var changed = bytes
+            changed[changed.count - 70] ^= 0x01
+            #expect(code(changed) != nil)
+            // Unsigned, it is refused; unverified (no genesis), it is read.
+            #expect(code(receipt.encoded()) == .unsigned)
+            #expect(try Receipt.open(receipt.encoded(), topic: Self.topic, managers: nil).receipt == receipt)
+        }
+    }
+
+    @Test func acceptedAndBusyStayBareMapsAndNeedNoSignature() throws {
+        for receipt in [Receipt(seq: 7, status: .accepted), Receipt(seq: 10, status: .busy)] {
+            let bytes = try receipt.published(topic: Self.topic, manager: "manager-1", key: ed25519)
+            #expect(bytes == receipt.encoded())
+            #expect(try open(bytes).get() == receipt)
+        }
+    }
+
+    @Test func garbageIsMalformedNotATrap() {
+        for bytes: [UInt8] in [[], [0xD2], [0xD2, 0x84], [0xD2, 0x84, 0x40, 0xA0, 0x40, 0x40], [0xFF], [0xA1, 0x01]] {
+            #expect(code(bytes) == .malformed || code(bytes) == .unknownSigner, "\(bytes)")
+        }
+    }
+}

@@ -153,11 +153,22 @@ struct FleetNetworkTests {
                 }
                 return readings
             }
+            // Each reading gets two forged committed receipts first (one unsigned, one signed in
+            // manager-1's name with another key): the devices must ignore and count them, and keep
+            // the reading until the manager's signed answer.
+            let managerID = channel.genesis.managers[0].id
+            let forger = PrivateKey(generating: .ed25519)
             for reading in readings {
-                try manager.enqueue(
-                    topic: "medledger/v1/ward-7/receipts/\(reading.keyID)",
-                    payload: Receipt(seq: reading.reading.seq, status: .rejected(.unknownDevice)).encoded(),
-                    qos: .atLeastOnce)
+                let topic = "medledger/v1/ward-7/receipts/\(reading.keyID)"
+                let forged = Receipt(
+                    seq: reading.reading.seq, status: .committed(height: 1, blockHash: Hash256.sha256([1])))
+                let answer = Receipt(seq: reading.reading.seq, status: .rejected(.unknownDevice))
+                for payload in [
+                    forged.encoded(), try forged.published(topic: topic, manager: managerID, key: forger),
+                    try answer.published(topic: topic, manager: managerID, key: channel.managerKeys[0]),
+                ] {
+                    try manager.enqueue(topic: topic, payload: payload, qos: .atLeastOnce)
+                }
             }
             // Hold every thread of the cooperative pool until the drain's deadline has passed.
             let holders = (0..<max(2, ProcessInfo.processInfo.activeProcessorCount)).map { _ in
@@ -168,6 +179,7 @@ struct FleetNetworkTests {
             #expect(report.sent == sent)
             #expect(report.rejected[RejectionReason.unknownDevice.rawValue] == sent, "\(report.summary())")
             #expect(report.awaitingRejection.isEmpty && report.isCorrect, "\(report.mismatches)")
+            #expect(report.untrustedReceipts == ["unsigned": sent, "bad-signature": sent], "\(report.summary())")
             await broker.stop()
         } catch {
             await broker.stop()

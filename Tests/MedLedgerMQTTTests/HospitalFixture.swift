@@ -85,6 +85,7 @@ struct HospitalFixture {
     }
 
     func topic(_ kind: String, _ id: String) -> String { "medledger/v1/\(channel)/\(kind)/\(id)" }
+    func topic(_ kind: String) -> String { "medledger/v1/\(channel)/\(kind)" }
 
     func remove() { directory.remove() }
 }

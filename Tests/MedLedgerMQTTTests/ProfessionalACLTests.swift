@@ -62,4 +62,63 @@ struct ProfessionalACLTests {
             throw error
         }
     }
+
+    @Test("only managers publish receipts, only validators publish commits, and only nodes read them")
+    func receiptsAndCommitsACL() async throws {
+        let hospital = try HospitalFixture(professionals: ["researcher-1"], bridges: ["bridge-b"])
+        defer { hospital.remove() }
+        let broker = try await hospital.start()
+        do {
+            func connect(_ identity: String) async throws -> MQTTClient {
+                let client = try MQTTClient(
+                    configuration: hospital.configuration(broker, identity: identity), logger: testLogger)
+                try await within(.seconds(10), "connect \(identity)") { try await client.connect() }
+                return client
+            }
+            let manager = try await connect("manager-1")
+            let bridge = try await connect("bridge-b")
+            // A bridge carries receipts towards its side (it may read them) but may not publish one.
+            try await bridge.subscribe(hospital.topic("receipts", "#"), qos: .atLeastOnce)
+            do {
+                try await bridge.publish(topic: hospital.topic("receipts", "cuff-1"), payload: [0xF0])
+                Issue.record("a bridge published a receipt")
+            } catch {
+                #expect(error.code == .notAuthorized)
+            }
+            try await manager.publish(topic: hospital.topic("receipts", "cuff-1"), payload: [1])
+            let carried = try await collect(bridge, "the manager's receipt, carried") { $0.count == 1 }
+            #expect(carried.first?.payload == [1])
+            // Only validators publish commits; a manager may only read them.
+            do {
+                try await manager.publish(topic: hospital.topic("commits"), payload: [0xC1], retain: true)
+                Issue.record("a manager published a commit")
+            } catch {
+                #expect(error.code == .notAuthorized)
+            }
+            let validator = try await connect("validator-1")
+            try await validator.publish(topic: hospital.topic("commits"), payload: [0xC0], retain: true)
+            try await validator.subscribe(hospital.topic("commits"), qos: .atLeastOnce)
+            _ = try await collect(validator, "the retained commit, to a node") { $0.contains { $0.payload == [0xC0] } }
+            // A researcher and a registrar subscribe to the committed blocks (every reading's
+            // bytes) after one is retained: the broker would hand it over with the subscription,
+            // before anything published later; they get nothing but their own receipts.
+            let researcher = try await connect("researcher-1")
+            let registrar = try await connect("registrar-1")
+            for (client, id) in [(researcher, "researcher-1"), (registrar, "registrar-1")] {
+                _ = try? await client.subscribe(hospital.topic("commits"), qos: .atLeastOnce)
+                try await client.subscribe(hospital.topic("tx-receipts", id), qos: .atLeastOnce)
+            }
+            for id in ["researcher-1", "registrar-1"] {
+                try await manager.publish(topic: hospital.topic("tx-receipts", id), payload: [2])
+            }
+            for (client, id) in [(researcher, "researcher-1"), (registrar, "registrar-1")] {
+                let got = try await collect(client, "\(id)'s own receipt") { $0.contains { $0.payload == [2] } }
+                #expect(got.allSatisfy { $0.topic != hospital.topic("commits") }, "\(id) read a committed block")
+            }
+            await broker.stop()
+        } catch {
+            await broker.stop()
+            throw error
+        }
+    }
 }

@@ -15,12 +15,12 @@ let testLogger: Logger = {
 
 /// Collects the receipts one device client gets until every seq in `seqs` is committed.
 func waitForCommitted(
-    _ client: MQTTClient, seqs: Set<UInt64>, limit: Duration = .seconds(60)
+    _ client: MQTTClient, seqs: Set<UInt64>, channel: TestChannel, limit: Duration = .seconds(60)
 ) async throws -> [UInt64: Receipt] {
     try await within(limit, "\(seqs.count) readings committed") {
         var committed: [UInt64: Receipt] = [:]
         for await message in client.messages {
-            guard let receipt = try? Receipt(decoding: message.payload) else { continue }
+            guard let receipt = channel.trustedReceipt(message.payload, topic: message.topic) else { continue }
             if case .committed = receipt.status, seqs.contains(receipt.seq) { committed[receipt.seq] = receipt }
             if committed.count == seqs.count { break }
         }

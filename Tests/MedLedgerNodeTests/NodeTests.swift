@@ -26,7 +26,7 @@ struct NodeTests {
                 try await client.subscribe(topics.receipts(device.id))
                 group.addTask {
                     defer { client.shutdown() }
-                    let waiting = Task { try await waitForCommitted(client, seqs: Set(seqs)) }
+                    let waiting = Task { try await waitForCommitted(client, seqs: Set(seqs), channel: network.channel) }
                     for seq in seqs {
                         let reading = network.channel.reading(
                             device: device.id, key: device.key, seq: seq, systolic: 100 + Int64(seq % 50))
@@ -192,6 +192,124 @@ struct NodeFaultTests {
         }
     }
 
+    /// With no validator up nothing is committed, so what the manager's pools hold is fixed: a
+    /// device that floods gets `busy` past its share while another device is still taken, and a
+    /// transaction past the transaction pool's capacity gets `busy` too.
+    @Test func aDeviceThatFloodsIsBusyPastItsShareAndTheOthersAreNot() async throws {
+        try await withNetwork { network in
+            network.poolDeviceShare = 4
+            network.transactionPoolCapacity = 1
+            try await network.startAll()
+            let devices = helper.devices(2)
+            try await network.register(devices)
+            for index in 1...4 { await network.stop("validator-\(index)") }
+            let topics = ChannelTopics(channel: network.channel.genesis.channel)
+            func answers(_ device: (id: String, key: PrivateKey, patient: String?), _ seqs: ClosedRange<UInt64>)
+                async throws -> [UInt64: Receipt.Status]
+            {
+                let client = try await network.client(device.id)
+                defer { client.shutdown() }
+                try await client.subscribe(topics.receipts(device.id))
+                for seq in seqs {
+                    let reading = network.channel.reading(device: device.id, key: device.key, seq: seq)
+                    try await client.publish(topic: topics.readings(device.id), payload: reading.bytes)
+                }
+                return try await within(.seconds(20), "\(device.id)'s answers") {
+                    var answers: [UInt64: Receipt.Status] = [:]
+                    for await message in client.messages {
+                        guard let receipt = network.channel.trustedReceipt(message.payload, topic: message.topic)
+                        else { continue }
+                        answers[receipt.seq] = receipt.status
+                        if answers.count == seqs.count { break }
+                    }
+                    return answers
+                }
+            }
+            let flood = try await answers(devices[0], 1...12)
+            #expect(flood.values.filter { $0 == .accepted }.count == 4, "\(flood)")
+            #expect(flood.values.filter { $0 == .busy }.count == 8, "\(flood)")
+            let other = try await answers(devices[1], 1...3)
+            #expect(other.values.allSatisfy { $0 == .accepted }, "\(other)")
+
+            // The transaction pool holds one: the second transaction is busy.
+            let registrar = try await network.client("registrar-1")
+            defer { registrar.shutdown() }
+            try await registrar.subscribe(topics.transactionReceipts("registrar-1"))
+            // Above the seqs the registrar used (its submitter takes them from the clock).
+            let first = WallClock.nowMs() + 60_000
+            for seq in first...first + 1 {
+                let key = TestChannel.deviceKey(Int(seq % 1000) + 100)
+                let transaction = network.channel.transaction(
+                    seq: seq, .registerDevice(device: "cuff-\(seq)", key: key.publicKey, patient: nil))
+                try await registrar.publish(topic: topics.transactions("registrar-1"), payload: transaction.bytes)
+            }
+            let statuses = try await within(.seconds(20), "the registrar's answers") {
+                var statuses: [UInt64: TransactionReceipt.Status] = [:]
+                for await message in registrar.messages {
+                    guard let receipt = try? TransactionReceipt(decoding: message.payload) else { continue }
+                    statuses[receipt.seq] = receipt.status
+                    if statuses.count == 2 { break }
+                }
+                return statuses
+            }
+            #expect(statuses == [first: .accepted, first + 1: .busy], "\(statuses)")
+            let busy = await network.node("manager-1").counters.transactionsBusy
+            #expect(busy >= 1, "\(busy)")
+        }
+    }
+
+    /// A byzantine validator signs many conflicting votes: a node keeps one piece of evidence per
+    /// slot (validator, height, round, step), and none for heights far from its own; and its
+    /// forged commit for a far height starts no catch-up.
+    @Test func evidenceIsKeptOncePerSlotOnlyForRecentHeightsAndAForgedCommitStartsNothing() async throws {
+        try await withNetwork { network in
+            try await network.startAll()
+            try await network.register(helper.devices(1))
+            let channel = network.channel
+            let name = channel.genesis.channel
+            let key = channel.validatorKeys[3]
+            func vote(height: UInt64, _ tag: String) throws -> Vote {
+                var vote = Vote(
+                    channel: name, height: height, round: 0, step: .prevote, blockHash: Hash256.sha256(Array(tag.utf8)),
+                    validator: 3, signature: [])
+                vote.signature = try key.signature(for: vote.signingBytes)
+                return vote
+            }
+            let client = try await network.client("validator-4-byzantine")
+            defer { client.shutdown() }
+            let topic = CouncilTopics.evidence(channel: name, reporter: "validator-4")
+            let first = try vote(height: 1, "a")
+            for tag in ["b", "c", "d", "e", "f"] {
+                let evidence = Evidence.conflictingVotes(first, try vote(height: 1, tag))
+                try await client.publish(topic: topic, payload: evidence.encoded())
+            }
+            let far = Evidence.conflictingVotes(try vote(height: 100_000, "a"), try vote(height: 100_000, "b"))
+            try await client.publish(topic: topic, payload: far.encoded())
+            for id in ["validator-1", "manager-1"] {
+                try await eventually(.seconds(20), "\(id) dropped the far evidence") {
+                    await network.node(id).counters.evidenceIgnored == 1
+                }
+                #expect(await network.node(id).counters.evidence == 1, "\(id)")
+            }
+            await network.stop("validator-1")
+            #expect(try NodeJournal(path: network.databasePath("validator-1") + ".journal").evidence().count == 1)
+
+            // A retained commit for a far height whose certificate does not verify starts no
+            // catch-up: it is counted and ignored.
+            let height = await network.node("validator-2").height
+            var stored = try network.store("validator-2").storedBlock(at: height)
+            stored.header.height += 1_000
+            let forged = CommittedBlock(
+                header: stored.header, compressedBody: stored.compressedBody, certificate: stored.certificate)
+            try await client.publish(topic: CouncilTopics.commits(channel: name), payload: forged.encoded())
+            try await eventually(.seconds(20), "the forged commit refused") {
+                await network.node("validator-2").counters.invalidCommits == 1
+            }
+            #expect(await network.node("validator-2").counters.blocksSynced == 0)
+            #expect(await network.node("validator-2").height == height)
+        }
+    }
+
     @Test func badReadingsAreRejectedWithTheirReasonAndNoneIsCommitted() async throws {
         try await withNetwork { network in
             try await network.startAll()
@@ -223,7 +341,7 @@ struct NodeFaultTests {
                 try await within(.seconds(30), "four rejections") {
                     var reasons: [RejectionReason] = []
                     for await message in client.messages {
-                        if let receipt = try? Receipt(decoding: message.payload),
+                        if let receipt = network.channel.trustedReceipt(message.payload, topic: message.topic),
                             case .rejected(let reason) = receipt.status
                         {
                             reasons.append(reason)

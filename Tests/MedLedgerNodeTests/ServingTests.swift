@@ -50,7 +50,7 @@ struct ServingTests {
         for (id, key, _) in devices {
             let client = try await network.client(id)
             try await client.subscribe(topics.receipts(id))
-            let waiting = Task { try await waitForCommitted(client, seqs: Set(1...5)) }
+            let waiting = Task { try await waitForCommitted(client, seqs: Set(1...5), channel: network.channel) }
             for seq in UInt64(1)...5 {
                 let reading = network.channel.reading(
                     device: id, key: key, seq: seq, time: UInt64(Date().timeIntervalSince1970 * 1000) - 10_000 + seq)
@@ -130,6 +130,17 @@ struct ServingTests {
         }
         #expect(refusal.reason == .badSignature)
         #expect(await network.node("manager-1").fetchCounters.refused["bad-signature"] == 1)
+        // Its id was not kept (only requests whose signature verifies are remembered): the very
+        // same bytes again are refused again, not dropped as a repeat.
+        let again = try await researcher.request(
+            topic: topics.fetch("manager-1"), payload: refused.request.bytes, timeout: .seconds(20))
+        guard case .refused(let second) = try FetchResponse(decoding: again.payload).content else {
+            Issue.record("the repeated impostor request was served")
+            return
+        }
+        #expect(second.reason == .badSignature)
+        let after = await network.node("manager-1").fetchCounters
+        #expect(after.refused["bad-signature"] == 2 && after.duplicates == 1, "\(after)")
     }
 
     @Test func aFetchWhoseAccessLogCannotBeCommittedServesNothing() async throws {

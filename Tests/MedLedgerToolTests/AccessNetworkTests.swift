@@ -310,7 +310,11 @@ struct AccessNetworkTests {
                         try await within(.seconds(60), "\(device)'s readings committed") {
                             var committed = Set<UInt64>()
                             for await message in client.messages {
-                                guard let receipt = try? Receipt(decoding: message.payload) else { continue }
+                                guard
+                                    let receipt = try? Receipt.open(
+                                        message.payload, topic: message.topic, managers: network.genesis.managers
+                                    ).receipt
+                                else { continue }
                                 if case .committed = receipt.status { committed.insert(receipt.seq) }
                                 if committed.isSuperset(of: seqs) { return }
                             }

@@ -51,6 +51,18 @@ struct ToolTests {
                 pem: String(contentsOfFile: directory.file("ch/keys/\(member.id).key"), encoding: .utf8))
             #expect(key.publicKey == member.publicKey)
         }
+        // The managers' public keys, as devices are given them to verify receipts.
+        let keys = try ToolRunner.medledger(
+            "channel", "manager-keys", "--genesis", "ch/genesis.json", "--out", "managers", in: directory.path)
+        #expect(keys.status == 0, "\(keys.stderr)")
+        #expect(keys.stdout.split(separator: "\n").count == 2, "\(keys.stdout)")
+        for manager in genesis.managers {
+            let pem = try String(contentsOfFile: directory.file("managers/\(manager.id).pub"), encoding: .utf8)
+            #expect(try PublicKey(pem: pem) == manager.publicKey)
+        }
+        let missing = try ToolRunner.medledger(
+            "channel", "manager-keys", "--genesis", "none.json", "--out", "m", in: directory.path)
+        #expect(missing.status != 0 && missing.stderr.contains("none.json"), "\(missing.stderr)")
         let again = try ToolRunner.medledger(
             "channel", "init", "--dir", "ch", "--channel", "ward-7", in: directory.path)
         #expect(again.status != 0)

@@ -52,6 +52,9 @@ public struct FleetReport: Sendable, Codable {
     public var busy = 0
     /// Repeated receipts (retransmissions, several managers).
     public var repeatedReceipts = 0
+    /// Receipts the devices ignored because they could not be trusted, by `ReceiptError` code
+    /// (forgeries: not a mismatch, since the devices kept their readings).
+    public var untrustedReceipts: [String: Int] = [:]
     /// Times a device's store was full when a reading was due.
     public var storeFull = 0
     /// Times a device had no reserved seq when a reading was due.
@@ -84,7 +87,8 @@ public struct FleetReport: Sendable, Codable {
         case devices, made, sent, resent, honest, committed, pending, unsent, neverConnected, committedWithoutReceipt
         case faulty
         case afterRevocation, inDoubt, inDoubtCommitted, inDoubtRejected, inDoubtPending, rejected
-        case awaitingRejection, accepted, busy, repeatedReceipts, storeFull, seqStarved, replaysOwed, latency, audited
+        case awaitingRejection, accepted, busy, repeatedReceipts, untrustedReceipts, storeFull, seqStarved, replaysOwed,
+            latency, audited
         case auditedFromHeight, auditedHeight, auditedReadings, mismatchCount, mismatches
     }
 
@@ -116,6 +120,7 @@ public struct FleetReport: Sendable, Codable {
             accepted += account.acceptedReceipts
             busy += account.busyReceipts
             repeatedReceipts += account.repeatedCommits + account.repeatedRejections
+            untrustedReceipts.merge(account.untrustedReceipts, uniquingKeysWith: +)
             storeFull += account.storeFull
             seqStarved += account.seqStarved
             replaysOwed += account.replaysOwed
@@ -290,6 +295,9 @@ extension FleetReport {
                 + "store full \(report.storeFull)×, seq starved \(report.seqStarved)×"
                 + (report.replaysOwed > 0 ? ", \(report.replaysOwed) replay(s) never made (nothing committed yet)" : "")
         )
+        if !report.untrustedReceipts.isEmpty {
+            lines.append("  receipts ignored as untrusted (readings kept): \(list(report.untrustedReceipts))")
+        }
         if report.audited {
             lines.append(
                 "  audit: heights \(report.auditedFromHeight ?? 1)...\(report.auditedHeight ?? 0), "

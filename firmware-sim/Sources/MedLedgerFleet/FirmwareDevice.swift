@@ -355,6 +355,12 @@ public struct FirmwareDevice: Sendable {
     /// The device's connection to a broker came up (its messages can be sent from now on).
     public mutating func markConnected() { account.connected = true }
 
+    /// Ignores a receipt that cannot be trusted (it keeps the reading it names) and counts it.
+    /// - Parameter error: why it cannot be trusted.
+    public mutating func ignoreUntrusted(_ error: ReceiptError) {
+        account.untrustedReceipts[error.code.rawValue, default: 0] += 1
+    }
+
     /// Takes a receipt from the device's receipts topic.
     /// - Parameters:
     ///   - receipt: the receipt.
@@ -554,4 +560,7 @@ public struct DeviceAccount: Sendable {
     public var seqStarved = 0
     /// Replays drawn but not made yet: none of the device's readings was committed then.
     public var replaysOwed = 0
+    /// Receipts ignored because they could not be trusted (a final one unsigned, signed by no
+    /// manager of the channel, or with a signature that does not verify), by `ReceiptError` code.
+    public var untrustedReceipts: [String: Int] = [:]
 }

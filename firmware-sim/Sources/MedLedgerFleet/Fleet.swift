@@ -319,13 +319,18 @@ public actor Fleet {
             let shard = shards[shardIndex]
             for (slotIndex, slot) in slots.enumerated() {
                 let client = slot.client
+                let topic = slot.receiptsTopic
+                let signers = options.receiptSigners
                 receivers.append(
                     Task.detached {
                         for await message in client.messages {
-                            if let receipt = try? Receipt(decoding: message.payload) {
-                                await shard.receive(slotIndex, receipt)
-                            } else {
+                            do throws(ReceiptError) {
+                                let opened = try Receipt.open(message.payload, topic: topic, managers: signers)
+                                await shard.receive(slotIndex, opened.receipt)
+                            } catch  where error.code == .malformed {
                                 await shard.badReceipt()
+                            } catch {
+                                await shard.untrustedReceipt(slotIndex, error)
                             }
                         }
                     })

@@ -27,6 +27,11 @@ public struct FleetOptions: Sendable {
     /// How many managers answer (the genesis's managers): a registration or revocation counts as
     /// applied once this many have sent its committed receipt (or `settleTime` after the first).
     public var managers: Int = 1
+    /// The channel's managers and their keys (the genesis's): a `committed` or `rejected` receipt
+    /// counts only when one of them signed it (PROTOCOL.md, "Signed receipts"); others are ignored
+    /// and counted. nil: receipts are not verified (a fleet given only a channel id, for tests of
+    /// the fleet itself against a stand-in manager).
+    public var receiptSigners: [Member]?
     /// How long after a transaction's first committed receipt the fleet waits for the other
     /// managers' receipts at most.
     public var settleTime: Duration = .seconds(3)
@@ -103,6 +108,7 @@ public struct FleetOptions: Sendable {
         self.init(devices: devices, brokers: brokers, channel: genesis.channel, stateDirectory: stateDirectory)
         skewMs = genesis.skewMs
         managers = max(1, genesis.managers.count)
+        receiptSigners = genesis.managers
     }
 
     /// The fleet file's path.

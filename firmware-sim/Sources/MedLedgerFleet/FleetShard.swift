@@ -325,6 +325,13 @@ actor FleetShard {
     /// Counts a receipt that did not decode.
     func badReceipt() { badReceipts += 1 }
 
+    /// Counts a receipt a device ignored because it could not be trusted.
+    func untrustedReceipt(_ index: Int, _ error: ReceiptError) {
+        slots[index].device.ignoreUntrusted(error)
+        logger.warning(
+            "an untrusted receipt ignored", metadata: ["device": "\(slots[index].device.id)", "why": "\(error)"])
+    }
+
     /// The devices' slot numbers by id.
     func ids() -> [String] { slots.map(\.device.id) }
 

@@ -200,6 +200,9 @@ struct FleetCommand: AsyncParsableCommand {
         if let loadedGenesis {
             options.skewMs = loadedGenesis.skewMs
             options.managers = max(1, loadedGenesis.managers.count)
+            options.receiptSigners = loadedGenesis.managers
+        } else {
+            logger.warning("receipts are not verified: give --genesis or --devnet to check the managers' signatures")
         }
         if let managers { options.managers = managers }
         options.algorithms = AlgorithmMix(rawValue: alg)!

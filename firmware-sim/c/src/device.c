@@ -3,8 +3,9 @@
  *
  * It samples a simulated sensor, signs each reading as COSE_Sign1 with its own key, publishes it
  * at QoS 1 on medledger/v1/{channel}/readings/{device}, keeps it in a fixed ring until a
- * "committed" (or "rejected") receipt arrives on medledger/v1/{channel}/receipts/{device},
- * resends every kept reading after each (re)connect, and fails over along its list of brokers.
+ * "committed" (or "rejected") receipt arrives on medledger/v1/{channel}/receipts/{device}, signed
+ * by one of the channel's managers whose public keys it was given (--manager-key), resends every
+ * kept reading after each (re)connect, and fails over along its list of brokers.
  *
  * Written as firmware is: one thread, one loop, fixed buffers, no allocation by this program
  * (libmosquitto and OpenSSL allocate inside their own calls; a port to a microcontroller would
@@ -45,9 +46,17 @@ typedef struct {
     int port;
 } broker_address;
 
+/* --manager-key ID=PEMFILE */
+typedef struct {
+    char id[RECEIPT_MANAGER_ID_MAX + 1];
+    const char *path;
+} manager_key;
+
 typedef struct {
     broker_address brokers[MAX_BROKERS];
     size_t broker_count;
+    manager_key manager_keys[RECEIPT_MAX_MANAGERS];
+    size_t manager_key_count;
     const char *channel;
     const char *device;
     const char *key_path;
@@ -85,6 +94,7 @@ typedef enum {
 static struct {
     options opt;
     cose_signer signer;
+    receipt_trust trust;       /* the managers whose signed receipts count */
     ring ring;
     struct mosquitto *mosq;
     link_state link;
@@ -102,6 +112,7 @@ static struct {
     uint64_t sampled;          /* readings sampled in this run */
     uint64_t committed;
     uint64_t rejected;
+    uint64_t untrusted;        /* receipts ignored as unsigned, of an unknown signer or a bad signature */
     int ring_full_reported;
     int64_t next_sample_ms;
     char readings_topic[TOPIC_MAX];
@@ -158,13 +169,17 @@ static void sleep_ms(int64_t ms) {
 
 static void usage(FILE *to) {
     fputs("usage: medledger-device --broker HOST:PORT [--broker HOST:PORT ...] --channel ID --device ID\n"
-          "                        --key PEM --seq-file PATH [options]\n"
+          "                        --key PEM --seq-file PATH --manager-key ID=PEM [--manager-key ...] [options]\n"
           "\n"
           "  --broker HOST:PORT     a broker; repeat for a fail-over list (tried in order, up to 8)\n"
           "  --channel ID           the channel, [a-z0-9-]{1,32}\n"
           "  --device ID            the device id, [A-Za-z0-9._-]{1,64}: kid, MQTT username and client id\n"
           "  --key PEM              the signing key: PKCS#8 Ed25519 (alg -8) or P-256 (ES256, alg -7)\n"
           "  --seq-file PATH        the persisted sequence counter (created when missing)\n"
+          "  --manager-key ID=PEM   a manager of the channel, by its id in the genesis, and its public key\n"
+          "                         (PEM, Ed25519 or P-256; `medledger channel manager-keys` writes them);\n"
+          "                         repeat for each manager, up to 8, at least one. A committed or rejected\n"
+          "                         receipt counts only when one of them signed it for this device's topic\n"
           "  --kind KIND            what to sample (default bp):\n",
           to);
     for (const reading_kind *kind = reading_kinds; kind->name != NULL; kind++) {
@@ -226,6 +241,40 @@ static int parse_broker(const char *text, broker_address *out) {
     return 0;
 }
 
+/* --manager-key ID=PEMFILE: the id as the genesis names the manager, its public key's file. */
+static int parse_manager_key(const char *text, options *o) {
+    const char *equals = strchr(text, '=');
+    if (equals == NULL || equals == text || equals[1] == '\0') {
+        fail("--manager-key wants ID=PEMFILE (a manager's id and its PEM public key), not '%s'", text);
+        return -1;
+    }
+    size_t id_len = (size_t)(equals - text);
+    if (o->manager_key_count == RECEIPT_MAX_MANAGERS) {
+        fail("at most %d --manager-key", RECEIPT_MAX_MANAGERS);
+        return -1;
+    }
+    manager_key *key = &o->manager_keys[o->manager_key_count];
+    if (id_len > RECEIPT_MANAGER_ID_MAX) {
+        fail("--manager-key: the manager id '%.*s' is not [A-Za-z0-9._-]{1,64}", (int)id_len, text);
+        return -1;
+    }
+    memcpy(key->id, text, id_len);
+    key->id[id_len] = '\0';
+    if (!reading_valid_device_id(key->id)) {
+        fail("--manager-key: the manager id '%s' is not [A-Za-z0-9._-]{1,64}", key->id);
+        return -1;
+    }
+    for (size_t i = 0; i < o->manager_key_count; i++) {
+        if (strcmp(o->manager_keys[i].id, key->id) == 0) {
+            fail("--manager-key names %s twice", key->id);
+            return -1;
+        }
+    }
+    key->path = equals + 1;
+    o->manager_key_count++;
+    return 0;
+}
+
 static int parse_options(int argc, char **argv, options *o) {
     memset(o, 0, sizeof *o);
     o->kind = reading_kind_named("bp");
@@ -266,6 +315,8 @@ static int parse_options(int argc, char **argv, options *o) {
             o->key_path = value;
         } else if (strcmp(name, "--seq-file") == 0) {
             o->seq_path = value;
+        } else if (strcmp(name, "--manager-key") == 0) {
+            if (parse_manager_key(value, o) != 0) return -1;
         } else if (strcmp(name, "--kind") == 0) {
             o->kind = reading_kind_named(value);
             if (o->kind == NULL) {
@@ -332,6 +383,10 @@ static int parse_options(int argc, char **argv, options *o) {
         return fail("--device '%s' is not [A-Za-z0-9._-]{1,64}", o->device), -1;
     if (o->key_path == NULL) return fail("--key (the device's PEM private key) is needed"), -1;
     if (o->seq_path == NULL) return fail("--seq-file is needed: without it a restart would reuse seqs"), -1;
+    if (o->manager_key_count == 0)
+        return fail("at least one --manager-key ID=PEMFILE is needed: a committed or rejected receipt counts only "
+                    "when a manager of the channel signed it"),
+               -1;
     if (o->exit_when_committed && o->count == 0) return fail("--exit-when-committed needs --count N"), -1;
     if ((o->tls_cert == NULL) != (o->tls_key == NULL)) return fail("--cert and --key-file go together"), -1;
     if (o->tls_cert != NULL && o->tls_ca == NULL) return fail("--cert needs --tls-ca"), -1;
@@ -428,12 +483,23 @@ static int sample(int64_t now) {
 
 /* ---------------------------------------------------------------- receipts */
 
+/* A receipt counts only when receipt_open trusts it: a committed or rejected one must be signed by
+ * a manager given with --manager-key, for this device's receipts topic. Anything else is ignored:
+ * the reading stays in the ring and is resent as before. */
 static void handle_receipt(const uint8_t *bytes, size_t len) {
     receipt rc;
-    char error[256];
-    if (receipt_decode(bytes, len, &rc, error, sizeof error) != 0) {
+    char signer[RECEIPT_MANAGER_ID_MAX + 1];
+    char error[512];
+    int verdict = receipt_open(&dev.trust, dev.receipts_topic, bytes, len, &rc, signer, error, sizeof error);
+    if (verdict == RECEIPT_MALFORMED) {
         fail("ignoring a malformed receipt (%zu bytes): %s", len, error);
         emit("bad-receipt bytes=%zu", len);
+        return;
+    }
+    if (verdict != RECEIPT_TRUSTED) {
+        dev.untrusted++;
+        fail("ignoring an untrusted receipt (%zu bytes, %s): %s", len, receipt_why(verdict), error);
+        emit("untrusted-receipt why=%s bytes=%zu", receipt_why(verdict), len);
         return;
     }
     ring_slot *slot = ring_find(&dev.ring, rc.seq);
@@ -456,14 +522,14 @@ static void handle_receipt(const uint8_t *bytes, size_t len) {
         for (int i = 0; i < 32; i++) snprintf(hash + 2 * i, 3, "%02x", rc.block_hash[i]);
         ring_release(&dev.ring, slot);
         dev.committed++;
-        emit("committed seq=%llu height=%llu block=%s", (unsigned long long)rc.seq, (unsigned long long)rc.height,
-             hash);
+        emit("committed seq=%llu height=%llu block=%s signer=%s", (unsigned long long)rc.seq,
+             (unsigned long long)rc.height, hash, signer);
         break;
     }
     case RECEIPT_REJECTED:
         ring_release(&dev.ring, slot);
         dev.rejected++;
-        emit("rejected seq=%llu reason=%s", (unsigned long long)rc.seq, rc.reason);
+        emit("rejected seq=%llu signer=%s reason=%s", (unsigned long long)rc.seq, signer, rc.reason);
         break;
     }
 }
@@ -623,13 +689,14 @@ static int run(void) {
     while (!stop_requested) {
         int64_t now = monotonic_ms();
         if (dev.opt.timeout_ms > 0 && now - started >= dev.opt.timeout_ms) {
-            emit("timeout pending=%zu", dev.ring.live);
+            emit("timeout pending=%zu untrusted=%llu", dev.ring.live, (unsigned long long)dev.untrusted);
             return EXIT_TIMEOUT;
         }
         int sampling_done = dev.opt.count > 0 && dev.sampled >= dev.opt.count;
         if (dev.opt.exit_when_committed && sampling_done && dev.ring.live == 0) {
-            emit("done sampled=%llu committed=%llu rejected=%llu", (unsigned long long)dev.sampled,
-                 (unsigned long long)dev.committed, (unsigned long long)dev.rejected);
+            emit("done sampled=%llu committed=%llu rejected=%llu untrusted=%llu", (unsigned long long)dev.sampled,
+                 (unsigned long long)dev.committed, (unsigned long long)dev.rejected,
+                 (unsigned long long)dev.untrusted);
             return dev.rejected > 0 ? EXIT_REJECTED : EXIT_DONE;
         }
 
@@ -681,7 +748,7 @@ static int run(void) {
             link_failed(now, dev.link_dropped_rc == 0 ? "disconnected" : mosquitto_strerror(dev.link_dropped_rc));
         }
     }
-    emit("stopped pending=%zu", dev.ring.live);
+    emit("stopped pending=%zu untrusted=%llu", dev.ring.live, (unsigned long long)dev.untrusted);
     return EXIT_DONE;
 }
 
@@ -706,8 +773,19 @@ int main(int argc, char **argv) {
         fail("%s", error);
         return EXIT_FAILURE_;
     }
+    receipt_trust_init(&dev.trust);
+    for (size_t i = 0; i < dev.opt.manager_key_count; i++) {
+        const manager_key *key = &dev.opt.manager_keys[i];
+        if (receipt_trust_add_pem(&dev.trust, key->id, key->path, error, sizeof error) != 0) {
+            fail("--manager-key: %s", error);
+            receipt_trust_free(&dev.trust);
+            cose_signer_free(&dev.signer);
+            return EXIT_FAILURE_;
+        }
+    }
     if (seqfile_read(dev.opt.seq_path, &dev.last_seq, error, sizeof error) != 0) {
         fail("%s", error);
+        receipt_trust_free(&dev.trust);
         cose_signer_free(&dev.signer);
         return EXIT_FAILURE_;
     }
@@ -732,6 +810,7 @@ int main(int argc, char **argv) {
     if (sigaction(SIGINT, &action, NULL) != 0 || sigaction(SIGTERM, &action, NULL) != 0 ||
         sigaction(SIGPIPE, &ignore, NULL) != 0 || sigprocmask(SIG_UNBLOCK, &stop_signals, NULL) != 0) {
         fail("installing signal handlers: %s", strerror(errno));
+        receipt_trust_free(&dev.trust);
         cose_signer_free(&dev.signer);
         return EXIT_FAILURE_;
     }
@@ -739,11 +818,13 @@ int main(int argc, char **argv) {
     int rc = mosquitto_lib_init();
     if (rc != MOSQ_ERR_SUCCESS) {
         fail("mosquitto_lib_init: %s", mosquitto_strerror(rc));
+        receipt_trust_free(&dev.trust);
         cose_signer_free(&dev.signer);
         return EXIT_FAILURE_;
     }
-    emit("start device=%s channel=%s alg=%d next-seq=%llu capacity=%d brokers=%zu", dev.opt.device, dev.opt.channel,
-         dev.signer.alg, (unsigned long long)(dev.last_seq + 1), RING_CAPACITY, dev.opt.broker_count);
+    emit("start device=%s channel=%s alg=%d next-seq=%llu capacity=%d brokers=%zu managers=%zu", dev.opt.device,
+         dev.opt.channel, dev.signer.alg, (unsigned long long)(dev.last_seq + 1), RING_CAPACITY, dev.opt.broker_count,
+         dev.trust.count);
 
     int status = run();
 
@@ -752,6 +833,7 @@ int main(int argc, char **argv) {
         mosquitto_destroy(dev.mosq);
     }
     mosquitto_lib_cleanup();
+    receipt_trust_free(&dev.trust);
     cose_signer_free(&dev.signer);
     return status;
 }

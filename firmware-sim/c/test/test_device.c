@@ -14,6 +14,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "../src/cbor.h"
 #include "../src/cose.h"
@@ -638,6 +639,612 @@ static void test_receipt_decoder_edges(void) {
                                          0x05, 0x62, 'A', '\n'};
     CHECK(receipt_decode(bad_reason, sizeof bad_reason, &rc, error, sizeof error) != 0, "a reason with odd bytes");
     CHECK(receipt_decode(NULL, 0, &rc, error, sizeof error) != 0, "empty input");
+
+    /* every unsigned integer of the protocol is 0 ... 2^63 - 1 */
+    static const uint8_t seq_max[] = {0xa2, 0x01, 0x1b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0x02, 0x68, 'a', 'c', 'c', 'e', 'p', 't', 'e', 'd'};
+    CHECK(receipt_decode(seq_max, sizeof seq_max, &rc, error, sizeof error) == 0 && rc.seq == RECEIPT_UINT_MAX,
+          "seq 2^63 - 1: %s", error);
+    static const uint8_t seq_over[] = {0xa2, 0x01, 0x1b, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                       0x02, 0x68, 'a', 'c', 'c', 'e', 'p', 't', 'e', 'd'};
+    CHECK(receipt_decode(seq_over, sizeof seq_over, &rc, error, sizeof error) != 0 && strstr(error, "2^63") != NULL,
+          "seq 2^63 is refused: %s", error);
+    static const uint8_t seq_top[] = {0xa2, 0x01, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0x02, 0x68, 'a', 'c', 'c', 'e', 'p', 't', 'e', 'd'};
+    CHECK(receipt_decode(seq_top, sizeof seq_top, &rc, error, sizeof error) != 0, "seq 2^64 - 1 is refused");
+    /* {1: 1, 2: "committed", 3: HEIGHT, 4: h'00' x 32} */
+    uint8_t committed[64] = {0xa4, 0x01, 0x01, 0x02, 0x69, 'c', 'o', 'm', 'm', 'i', 't', 't', 'e', 'd', 0x03, 0x1b};
+    size_t n = 16;
+    committed[n++] = 0x7f;
+    for (int i = 0; i < 7; i++) committed[n++] = 0xff;
+    committed[n++] = 0x04;
+    committed[n++] = 0x58;
+    committed[n++] = 0x20;
+    memset(committed + n, 0, 32);
+    n += 32;
+    CHECK(receipt_decode(committed, n, &rc, error, sizeof error) == 0 && rc.height == RECEIPT_UINT_MAX,
+          "height 2^63 - 1: %s", error);
+    committed[16] = 0x80;
+    for (int i = 17; i < 24; i++) committed[i] = 0x00;
+    CHECK(receipt_decode(committed, n, &rc, error, sizeof error) != 0 && strstr(error, "2^63") != NULL,
+          "height 2^63 is refused: %s", error);
+}
+
+/* ------------------------------------------------------------------ signed receipts */
+
+/* A receipt map {1: seq, 2: status, 3: height, 4: hash, 5: reason} (3 and 4 for committed, 5 for
+ * rejected and busy). */
+static size_t receipt_payload(uint64_t seq, const char *status, uint64_t height, const char *reason, uint8_t *out,
+                              size_t cap) {
+    cbor_writer w;
+    cbor_writer_init(&w, out, cap);
+    int committed = strcmp(status, "committed") == 0;
+    cbor_put_map(&w, committed || reason != NULL ? (committed ? 4 : 3) : 2);
+    cbor_put_uint(&w, 1);
+    cbor_put_uint(&w, seq);
+    cbor_put_uint(&w, 2);
+    cbor_put_text_z(&w, status);
+    if (committed) {
+        uint8_t hash[32];
+        for (int i = 0; i < 32; i++) hash[i] = (uint8_t)i;
+        cbor_put_uint(&w, 3);
+        cbor_put_uint(&w, height);
+        cbor_put_uint(&w, 4);
+        cbor_put_bytes(&w, hash, sizeof hash);
+    } else if (reason != NULL) {
+        cbor_put_uint(&w, 5);
+        cbor_put_text_z(&w, reason);
+    }
+    return w.error == CBOR_OK ? w.len : 0;
+}
+
+/* A manager's signed receipt: 18([{1: alg, 4: kid}, {}, payload, signature over Sig_structure
+ * with the topic as external_aad]). header_alg is what the protected header claims. */
+static size_t sign_receipt(cose_signer *signer, int header_alg, const char *kid, const char *topic,
+                           const uint8_t *payload, size_t payload_len, uint8_t *out, size_t cap) {
+    uint8_t protected_bytes[COSE_PROTECTED_MAX], tbs[COSE_TBS_MAX + 300], signature[COSE_SIGNATURE_BYTES];
+    size_t protected_len, tbs_len, len;
+    if (cose_protected_header(header_alg, kid, protected_bytes, sizeof protected_bytes, &protected_len) != 0) return 0;
+    if (cose_sig_structure_aad(protected_bytes, protected_len, (const uint8_t *)topic, strlen(topic), payload,
+                               payload_len, tbs, sizeof tbs, &tbs_len) != 0)
+        return 0;
+    if (cose_signer_sign(signer, tbs, tbs_len, signature) != 0) return 0;
+    if (cose_sign1_encode(protected_bytes, protected_len, payload, payload_len, signature, sizeof signature, out, cap,
+                          &len) != 0)
+        return 0;
+    return len;
+}
+
+/* receipt_open over a copy of exactly len bytes on the heap, so that AddressSanitizer sees any
+ * read past the end. */
+static int open_exact(const receipt_trust *trust, const char *topic, const uint8_t *bytes, size_t len, receipt *out,
+                      char *signer, char *error, size_t error_cap) {
+    uint8_t *copy = malloc(len > 0 ? len : 1);
+    if (copy == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    if (len > 0) memcpy(copy, bytes, len);
+    int verdict = receipt_open(trust, topic, copy, len, out, signer, error, error_cap);
+    free(copy);
+    return verdict;
+}
+
+static void test_signed_receipt_vectors(void) {
+    json_value root, managers, cases, item, v;
+    char *text = read_file("signed-receipts.json");
+    CHECK(json_parse(text, &root) == 0, "signed-receipts.json is JSON");
+    char topic[RECEIPT_TOPIC_MAX + 1] = "";
+    CHECK(json_get(root, "topic", &v) == 0 && json_string(v, topic, sizeof topic) == 0, "topic");
+    CHECK(json_get(root, "managers", &managers) == 0 && json_count(managers) >= 1, "managers");
+    CHECK(json_get(root, "cases", &cases) == 0 && json_count(cases) >= 8, "cases");
+    if (failures > 0) return;
+
+    /* The same managers twice: from the raw keys, and from their PEM files as a device loads them. */
+    static receipt_trust from_raw, from_pem, only_first;
+    receipt_trust_init(&from_raw);
+    receipt_trust_init(&from_pem);
+    receipt_trust_init(&only_first);
+    char error[512] = "";
+    for (size_t i = 0; i < json_count(managers); i++) {
+        char id[80] = "?", key_hex[80], pem[512], path[64];
+        uint8_t key[32];
+        int64_t alg = 0;
+        json_at(managers, i, &item);
+        CHECK(json_get(item, "id", &v) == 0 && json_string(v, id, sizeof id) == 0, "manager %zu: id", i);
+        CHECK(json_get(item, "alg", &v) == 0 && json_i64(v, &alg) == 0 && alg == COSE_ALG_EDDSA, "%s: alg", id);
+        CHECK(hex_field(item, "publicKeyHex", key_hex, sizeof key_hex) == 0 && from_hex(key_hex, key, sizeof key) == 32,
+              "%s: publicKeyHex", id);
+        CHECK(hex_field(item, "publicKeyPEM", pem, sizeof pem) == 0, "%s: publicKeyPEM", id);
+        CHECK(receipt_trust_add_ed25519(&from_raw, id, key, error, sizeof error) == 0, "%s from raw: %s", id, error);
+        if (i == 0) CHECK(receipt_trust_add_ed25519(&only_first, id, key, error, sizeof error) == 0, "%s", error);
+        CHECK(write_temp_file(pem, path, sizeof path) == 0, "temporary PEM file");
+        CHECK(receipt_trust_add_pem(&from_pem, id, path, error, sizeof error) == 0, "%s from PEM: %s", id, error);
+        CHECK(from_pem.managers[from_pem.count - 1].alg == COSE_ALG_EDDSA, "%s: the PEM key is Ed25519", id);
+        unlink(path);
+    }
+    CHECK(from_raw.count == json_count(managers) && from_pem.count == json_count(managers), "every manager loaded");
+    if (failures > 0) return;
+
+    const receipt_trust *trusts[2] = {&from_raw, &from_pem};
+    size_t count = json_count(cases);
+    for (size_t i = 0; i < count; i++) {
+        char name[64] = "?", hex[600], status[16] = "", why[32] = "";
+        static uint8_t bytes[300];
+        int trusted = 0;
+        uint64_t seq = 0;
+        json_at(cases, i, &item);
+        if (json_get(item, "name", &v) == 0) json_string(v, name, sizeof name);
+        CHECK(json_get(item, "trusted", &v) == 0 && json_bool(v, &trusted) == 0, "%s: trusted", name);
+        CHECK(json_get(item, "seq", &v) == 0 && json_u64(v, &seq) == 0, "%s: seq", name);
+        CHECK(json_get(item, "status", &v) == 0 && json_string(v, status, sizeof status) == 0, "%s: status", name);
+        CHECK(hex_field(item, "hex", hex, sizeof hex) == 0, "%s: hex", name);
+        if (!trusted) CHECK(json_get(item, "why", &v) == 0 && json_string(v, why, sizeof why) == 0, "%s: why", name);
+        size_t len = from_hex(hex, bytes, sizeof bytes);
+        CHECK(len != (size_t)-1 && len > 0, "%s: the hex", name);
+        if (len == (size_t)-1) continue;
+        int signed_message = bytes[0] == 0xD2;
+
+        for (int t = 0; t < 2; t++) {
+            receipt rc;
+            char signer[RECEIPT_MANAGER_ID_MAX + 1] = "x";
+            int verdict = open_exact(trusts[t], topic, bytes, len, &rc, signer, error, sizeof error);
+            const char *via = t == 0 ? "raw keys" : "PEM keys";
+            if (trusted) {
+                CHECK(verdict == RECEIPT_TRUSTED, "%s (%s) is trusted: %s: %s", name, via, receipt_why(verdict), error);
+                if (verdict != RECEIPT_TRUSTED) continue;
+                CHECK(rc.seq == seq, "%s: seq %llu", name, (unsigned long long)rc.seq);
+                CHECK(strcmp(status, receipt_status_name(rc.status)) == 0, "%s: status %s", name,
+                      receipt_status_name(rc.status));
+                if (signed_message) {
+                    CHECK(signer[0] != '\0', "%s: the signer is named", name);
+                    CHECK(strstr(name, "manager-2") == NULL || strcmp(signer, "manager-2") == 0, "%s: signer %s", name,
+                          signer);
+                } else {
+                    CHECK(signer[0] == '\0', "%s: a bare receipt has no signer (%s)", name, signer);
+                }
+            } else {
+                CHECK(verdict != RECEIPT_TRUSTED && strcmp(receipt_why(verdict), why) == 0,
+                      "%s (%s) is refused as %s, not %s: %s", name, via, why, receipt_why(verdict), error);
+            }
+        }
+
+        /* Signed for this topic only: for another device or channel, a trusted signed receipt
+         * no longer verifies (a bare one is unaffected). */
+        receipt rc;
+        char signer[RECEIPT_MANAGER_ID_MAX + 1];
+        static const char *others[] = {"medledger/v1/ward-7/receipts/cuff-2", "medledger/v1/ward-8/receipts/cuff-1",
+                                       "medledger/v1/ward-7/receipts/cuff-1/", ""};
+        for (size_t k = 0; k < sizeof others / sizeof others[0]; k++) {
+            int verdict = open_exact(&from_raw, others[k], bytes, len, &rc, signer, error, sizeof error);
+            if (trusted && signed_message) {
+                CHECK(verdict == RECEIPT_BAD_SIGNATURE, "%s on '%s': %s", name, others[k], receipt_why(verdict));
+            } else if (trusted) {
+                CHECK(verdict == RECEIPT_TRUSTED, "%s (bare) on '%s': %s", name, others[k], receipt_why(verdict));
+            } else if (strcmp(name, "committed-for-another-device") == 0 && k == 0) {
+                /* it was signed for cuff-2's topic: there it verifies */
+                CHECK(verdict == RECEIPT_TRUSTED && rc.seq == seq, "%s on '%s' (its own topic) is trusted: %s", name,
+                      others[k], error);
+            } else {
+                CHECK(verdict != RECEIPT_TRUSTED, "%s on '%s' stays refused", name, others[k]);
+            }
+        }
+
+        /* Trusting manager-1 only: manager-2's receipt names no trusted manager. */
+        int verdict = open_exact(&only_first, topic, bytes, len, &rc, signer, error, sizeof error);
+        if (strstr(name, "manager-2") != NULL) {
+            CHECK(verdict == RECEIPT_UNKNOWN_SIGNER, "%s with manager-1 only: %s", name, receipt_why(verdict));
+        } else {
+            CHECK((verdict == RECEIPT_TRUSTED) == trusted, "%s with manager-1 only: %s", name, receipt_why(verdict));
+        }
+
+        /* No trusted managers at all: nothing final is trusted. */
+        static receipt_trust empty;
+        receipt_trust_init(&empty);
+        verdict = open_exact(&empty, topic, bytes, len, &rc, signer, error, sizeof error);
+        CHECK(signed_message ? verdict == RECEIPT_UNKNOWN_SIGNER : (verdict == RECEIPT_TRUSTED) == trusted,
+              "%s with no managers: %s", name, receipt_why(verdict));
+    }
+    receipt_trust_free(&from_raw);
+    receipt_trust_free(&from_pem);
+    receipt_trust_free(&only_first);
+    CHECK(from_raw.count == 0 && from_raw.managers[0].key == NULL, "receipt_trust_free empties the store");
+}
+
+static int write_key_pem(EVP_PKEY *key, int private_key, char *path, size_t cap) {
+    snprintf(path, cap, "/tmp/medledger-device-test-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) return -1;
+    FILE *file = fdopen(fd, "w");
+    if (file == NULL) {
+        close(fd);
+        return -1;
+    }
+    int ok = private_key ? PEM_write_PrivateKey(file, key, NULL, NULL, 0, NULL, NULL)
+                         : PEM_write_PUBKEY(file, key);
+    return fclose(file) == 0 && ok == 1 ? 0 : -1;
+}
+
+static void test_signed_receipts_es256(void) {
+    const char *topic = "medledger/v1/ward-7/receipts/cuff-1";
+    char error[512] = "", private_path[64], public_path[64];
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    CHECK(key != NULL, "a P-256 key");
+    if (key == NULL) return;
+    CHECK(write_key_pem(key, 1, private_path, sizeof private_path) == 0 &&
+              write_key_pem(key, 0, public_path, sizeof public_path) == 0,
+          "the key's PEM files");
+    EVP_PKEY_free(key);
+
+    cose_signer manager;
+    CHECK(cose_signer_load_pem(&manager, private_path, error, sizeof error) == 0 && manager.alg == COSE_ALG_ES256,
+          "the manager's signing key: %s", error);
+    static receipt_trust trust;
+    receipt_trust_init(&trust);
+    CHECK(receipt_trust_add_pem(&trust, "manager-es", public_path, error, sizeof error) == 0, "trust: %s", error);
+    CHECK(trust.count == 1 && trust.managers[0].alg == COSE_ALG_ES256, "the public key is ES256");
+    unlink(private_path);
+    unlink(public_path);
+    if (failures > 0) return;
+
+    uint8_t payload[128], message[512];
+    size_t payload_len = receipt_payload(77, "committed", 12, NULL, payload, sizeof payload);
+    CHECK(payload_len > 0, "payload");
+    size_t len = sign_receipt(&manager, COSE_ALG_ES256, "manager-es", topic, payload, payload_len, message,
+                              sizeof message);
+    CHECK(len > 0 && message[0] == 0xD2, "a signed ES256 receipt");
+
+    /* the parts, and cose_verify on its own */
+    cose_sign1 parsed;
+    CHECK(cose_sign1_parse(message, len, &parsed, error, sizeof error) == 0, "parses: %s", error);
+    CHECK(parsed.alg == COSE_ALG_ES256 && parsed.kid_len == 10 && memcmp(parsed.kid, "manager-es", 10) == 0 &&
+              parsed.payload_len == payload_len && memcmp(parsed.payload, payload, payload_len) == 0,
+          "alg, kid and payload");
+    uint8_t tbs[COSE_TBS_MAX + 300];
+    size_t tbs_len;
+    CHECK(cose_sig_structure_aad(parsed.protected_bytes, parsed.protected_len, (const uint8_t *)topic, strlen(topic),
+                                 parsed.payload, parsed.payload_len, tbs, sizeof tbs, &tbs_len) == 0,
+          "Sig_structure");
+    CHECK(cose_verify(trust.managers[0].key, COSE_ALG_ES256, tbs, tbs_len, parsed.signature) == 0, "ES256 verifies");
+    CHECK(cose_verify(trust.managers[0].key, COSE_ALG_EDDSA, tbs, tbs_len, parsed.signature) != 0,
+          "not as EdDSA with a P-256 key");
+    tbs[tbs_len - 1] ^= 1;
+    CHECK(cose_verify(trust.managers[0].key, COSE_ALG_ES256, tbs, tbs_len, parsed.signature) != 0,
+          "not over other bytes");
+    uint8_t zero[COSE_SIGNATURE_BYTES] = {0};
+    CHECK(cose_verify(trust.managers[0].key, COSE_ALG_ES256, tbs, tbs_len, zero) != 0, "r = s = 0 does not verify");
+
+    receipt rc;
+    char signer[RECEIPT_MANAGER_ID_MAX + 1];
+    int verdict = open_exact(&trust, topic, message, len, &rc, signer, error, sizeof error);
+    CHECK(verdict == RECEIPT_TRUSTED && rc.seq == 77 && rc.status == RECEIPT_COMMITTED && rc.height == 12 &&
+              strcmp(signer, "manager-es") == 0,
+          "an ES256 receipt is trusted: %s: %s", receipt_why(verdict), error);
+    verdict = open_exact(&trust, "medledger/v1/ward-7/receipts/cuff-2", message, len, &rc, signer, error, sizeof error);
+    CHECK(verdict == RECEIPT_BAD_SIGNATURE, "for another topic it does not verify: %s", receipt_why(verdict));
+    message[len - 1] ^= 0x40;
+    verdict = open_exact(&trust, topic, message, len, &rc, signer, error, sizeof error);
+    CHECK(verdict == RECEIPT_BAD_SIGNATURE, "a changed s: %s", receipt_why(verdict));
+
+    /* the protected header claims EdDSA for a manager whose key is ES256 */
+    len = sign_receipt(&manager, COSE_ALG_EDDSA, "manager-es", topic, payload, payload_len, message, sizeof message);
+    verdict = open_exact(&trust, topic, message, len, &rc, signer, error, sizeof error);
+    CHECK(verdict == RECEIPT_BAD_SIGNATURE && strstr(error, "alg") != NULL, "an alg that is not the key's: %s",
+          error);
+
+    /* a signed rejected receipt, and a signed accepted one (allowed, not required) */
+    payload_len = receipt_payload(78, "rejected", 0, "clock-skew", payload, sizeof payload);
+    len = sign_receipt(&manager, COSE_ALG_ES256, "manager-es", topic, payload, payload_len, message, sizeof message);
+    verdict = open_exact(&trust, topic, message, len, &rc, signer, error, sizeof error);
+    CHECK(verdict == RECEIPT_TRUSTED && rc.status == RECEIPT_REJECTED && strcmp(rc.reason, "clock-skew") == 0,
+          "a signed rejected receipt: %s", error);
+    payload_len = receipt_payload(79, "accepted", 0, NULL, payload, sizeof payload);
+    len = sign_receipt(&manager, COSE_ALG_ES256, "manager-es", topic, payload, payload_len, message, sizeof message);
+    verdict = open_exact(&trust, topic, message, len, &rc, signer, error, sizeof error);
+    CHECK(verdict == RECEIPT_TRUSTED && rc.status == RECEIPT_ACCEPTED && strcmp(signer, "manager-es") == 0,
+          "a signed accepted receipt: %s", error);
+
+    cose_signer_free(&manager);
+    receipt_trust_free(&trust);
+}
+
+static void test_signed_receipt_parser_edges(void) {
+    const char *topic = "medledger/v1/ward-7/receipts/cuff-1";
+    uint8_t seed[32] = {7, 7, 7};
+    cose_signer manager;
+    CHECK(cose_signer_from_ed25519_seed(&manager, seed) == 0, "signer");
+    uint8_t public_key[32];
+    size_t public_len = 0;
+    CHECK(cose_signer_public_key(&manager, public_key, sizeof public_key, &public_len) == 0 && public_len == 32,
+          "public key");
+    static receipt_trust trust;
+    receipt_trust_init(&trust);
+    char error[512] = "", signer[RECEIPT_MANAGER_ID_MAX + 1];
+    CHECK(receipt_trust_add_ed25519(&trust, "manager-1", public_key, error, sizeof error) == 0, "%s", error);
+    if (failures > 0) return;
+
+    uint8_t payload[128], message[512], bad[600];
+    size_t payload_len = receipt_payload(41, "committed", 9, NULL, payload, sizeof payload);
+    size_t len = sign_receipt(&manager, COSE_ALG_EDDSA, "manager-1", topic, payload, payload_len, message,
+                              sizeof message);
+    receipt rc;
+    cose_sign1 parsed;
+    CHECK(len > 0 && open_exact(&trust, topic, message, len, &rc, signer, error, sizeof error) == RECEIPT_TRUSTED &&
+              rc.seq == 41 && strcmp(signer, "manager-1") == 0,
+          "the valid receipt: %s", error);
+
+    /* cut at every length: refused, never read past the end */
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *copy = malloc(n > 0 ? n : 1);
+        if (copy == NULL) exit(2);
+        memcpy(copy, message, n);
+        CHECK(cose_sign1_parse(copy, n, &parsed, error, sizeof error) != 0, "cut to %zu bytes: parse refuses", n);
+        int verdict = receipt_open(&trust, topic, copy, n, &rc, signer, error, sizeof error);
+        CHECK(verdict == RECEIPT_MALFORMED, "cut to %zu bytes: %s", n, receipt_why(verdict));
+        free(copy);
+    }
+    /* every single changed bit: never trusted */
+    int trusted_flips = 0;
+    for (size_t i = 0; i < len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(bad, message, len);
+            bad[i] ^= (uint8_t)(1u << bit);
+            int verdict = open_exact(&trust, topic, bad, len, &rc, signer, error, sizeof error);
+            if (verdict == RECEIPT_TRUSTED) trusted_flips++;
+        }
+    }
+    CHECK(trusted_flips == 0, "%d single-bit changes were trusted", trusted_flips);
+
+    /* the wrong tag: 17 (COSE_Mac0), or 18 missing */
+    memcpy(bad, message, len);
+    bad[0] = 0xD1;
+    CHECK(cose_sign1_parse(bad, len, &parsed, error, sizeof error) != 0 && strstr(error, "tag") != NULL,
+          "tag 17: %s", error);
+    CHECK(open_exact(&trust, topic, bad, len, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED, "tag 17");
+    CHECK(cose_sign1_parse(message + 1, len - 1, &parsed, error, sizeof error) != 0, "untagged: %s", error);
+    /* the tag in a longer head (d8 12) parses, but a device takes only the d2 form as signed */
+    bad[0] = 0xD8;
+    bad[1] = 0x12;
+    memcpy(bad + 2, message + 1, len - 1);
+    CHECK(cose_sign1_parse(bad, len + 1, &parsed, error, sizeof error) == 0, "d8 12 is tag 18: %s", error);
+    CHECK(open_exact(&trust, topic, bad, len + 1, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED,
+          "a receipt not starting with d2 is a bare map or nothing");
+
+    uint8_t protected_bytes[COSE_PROTECTED_MAX], sig[COSE_SIGNATURE_BYTES] = {0};
+    size_t protected_len, bad_len;
+    CHECK(cose_protected_header(COSE_ALG_EDDSA, "manager-1", protected_bytes, sizeof protected_bytes,
+                                &protected_len) == 0,
+          "protected");
+
+    /* a 63-byte and a 65-byte signature */
+    CHECK(cose_sign1_encode(protected_bytes, protected_len, payload, payload_len, message + len - 64, 63, bad,
+                            sizeof bad, &bad_len) == 0,
+          "encode");
+    CHECK(cose_sign1_parse(bad, bad_len, &parsed, error, sizeof error) != 0 && strstr(error, "63") != NULL,
+          "a 63-byte signature: %s", error);
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED, "63 bytes");
+    uint8_t long_sig[65] = {0};
+    CHECK(cose_sign1_encode(protected_bytes, protected_len, payload, payload_len, long_sig, 65, bad, sizeof bad,
+                            &bad_len) == 0 &&
+              cose_sign1_parse(bad, bad_len, &parsed, error, sizeof error) != 0,
+          "a 65-byte signature: %s", error);
+
+    /* trailing bytes */
+    memcpy(bad, message, len);
+    bad[len] = 0x00;
+    CHECK(cose_sign1_parse(bad, len + 1, &parsed, error, sizeof error) != 0 && strstr(error, "after") != NULL,
+          "a trailing byte: %s", error);
+    CHECK(open_exact(&trust, topic, bad, len + 1, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED, "trailing");
+
+    /* kid: 64 bytes parse (and name no manager), 65 are too long */
+    char kid[COSE_KID_MAX + 2];
+    memset(kid, 'k', sizeof kid);
+    kid[COSE_KID_MAX] = '\0';
+    bad_len = sign_receipt(&manager, COSE_ALG_EDDSA, kid, topic, payload, payload_len, bad, sizeof bad);
+    CHECK(bad_len > 0 && cose_sign1_parse(bad, bad_len, &parsed, error, sizeof error) == 0 &&
+              parsed.kid_len == COSE_KID_MAX,
+          "a 64-byte kid: %s", error);
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_UNKNOWN_SIGNER,
+          "a 64-byte kid names no manager: %s", error);
+    kid[COSE_KID_MAX] = 'k';
+    kid[COSE_KID_MAX + 1] = '\0';
+    bad_len = sign_receipt(&manager, COSE_ALG_EDDSA, kid, topic, payload, payload_len, bad, sizeof bad);
+    CHECK(bad_len > 0 && cose_sign1_parse(bad, bad_len, &parsed, error, sizeof error) != 0 &&
+              strstr(error, "kid") != NULL,
+          "a 65-byte kid: %s", error);
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED, "65 bytes");
+
+    /* a kid that is a prefix, or an extension, of a manager's id */
+    bad_len = sign_receipt(&manager, COSE_ALG_EDDSA, "manager-", topic, payload, payload_len, bad, sizeof bad);
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_UNKNOWN_SIGNER,
+          "kid 'manager-': %s", error);
+    bad_len = sign_receipt(&manager, COSE_ALG_EDDSA, "manager-10", topic, payload, payload_len, bad, sizeof bad);
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_UNKNOWN_SIGNER,
+          "kid 'manager-10': %s", error);
+
+    /* an algorithm the protocol does not know, under a manager's kid */
+    bad_len = sign_receipt(&manager, -35, "manager-1", topic, payload, payload_len, bad, sizeof bad);
+    CHECK(cose_sign1_parse(bad, bad_len, &parsed, error, sizeof error) == 0 && parsed.alg == -35, "alg -35 parses");
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_BAD_SIGNATURE,
+          "alg -35: %s", error);
+
+    /* protected headers that are not {1: negative alg, 4: kid bstr} */
+    static const struct {
+        const char *what;
+        uint8_t bytes[16];
+        size_t len;
+    } headers[] = {
+        {"no kid", {0xa1, 0x01, 0x27}, 3},
+        {"no alg", {0xa1, 0x04, 0x41, 'm'}, 4},
+        {"alg positive", {0xa2, 0x01, 0x08, 0x04, 0x41, 'm'}, 6},
+        {"alg text", {0xa2, 0x01, 0x61, 'E', 0x04, 0x41, 'm'}, 7},
+        {"alg below INT_MIN", {0xa2, 0x01, 0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x04, 0x41, 'm'}, 14},
+        {"kid text", {0xa2, 0x01, 0x27, 0x04, 0x61, 'm'}, 6},
+        {"alg twice", {0xa3, 0x01, 0x27, 0x01, 0x27, 0x04, 0x41, 'm'}, 8},
+        {"kid twice", {0xa3, 0x01, 0x27, 0x04, 0x41, 'm', 0x04, 0x41, 'm'}, 9},
+        {"a byte after the map", {0xa2, 0x01, 0x27, 0x04, 0x41, 'm', 0x00}, 7},
+        {"not a map", {0x82, 0x01, 0x27}, 3},
+        {"empty", {0}, 0},
+        {"kid longer than the header", {0xa2, 0x01, 0x27, 0x04, 0x45, 'm'}, 6},
+        {"a map of 2^64 - 1 pairs", {0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9},
+    };
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        CHECK(cose_sign1_encode(headers[i].bytes, headers[i].len, payload, payload_len, sig, sizeof sig, bad,
+                                sizeof bad, &bad_len) == 0,
+              "encode");
+        CHECK(cose_sign1_parse(bad, bad_len, &parsed, error, sizeof error) != 0, "protected %s is refused",
+              headers[i].what);
+        CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED,
+              "protected %s: malformed", headers[i].what);
+    }
+    /* other labels in the protected header are skipped: {1: -8, 3: 0, 4: kid, -1: "x", "y": [1]} */
+    static const uint8_t extra_labels[] = {0xa5, 0x01, 0x27, 0x03, 0x00, 0x04, 0x49, 'm', 'a', 'n', 'a', 'g', 'e',
+                                           'r', '-', '1', 0x20, 0x61, 'x', 0x61, 'y', 0x81, 0x01};
+    uint8_t tbs[COSE_TBS_MAX + 300];
+    size_t tbs_len;
+    CHECK(cose_sig_structure_aad(extra_labels, sizeof extra_labels, (const uint8_t *)topic, strlen(topic), payload,
+                                 payload_len, tbs, sizeof tbs, &tbs_len) == 0 &&
+              cose_signer_sign(&manager, tbs, tbs_len, sig) == 0 &&
+              cose_sign1_encode(extra_labels, sizeof extra_labels, payload, payload_len, sig, sizeof sig, bad,
+                                sizeof bad, &bad_len) == 0,
+          "a receipt with more protected labels");
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_TRUSTED,
+          "other protected labels are skipped: %s", error);
+
+    /* the unprotected header: any map, its contents skipped (not covered by the signature) */
+    static const uint8_t prefix[] = {0xd2, 0x84};
+    cbor_writer w;
+    cbor_writer_init(&w, bad, sizeof bad);
+    cbor_put_tag(&w, COSE_TAG_SIGN1);
+    cbor_put_array(&w, 4);
+    cbor_put_bytes(&w, protected_bytes, protected_len);
+    cbor_put_map(&w, 2);
+    cbor_put_uint(&w, 4);
+    cbor_put_bytes(&w, (const uint8_t *)"someone", 7);
+    cbor_put_text_z(&w, "note");
+    cbor_put_array(&w, 2);
+    cbor_put_map(&w, 0);
+    cbor_put_uint(&w, 1);
+    cbor_put_bytes(&w, payload, payload_len);
+    cbor_put_bytes(&w, message + len - 64, 64);
+    CHECK(w.error == CBOR_OK && memcmp(w.buf, prefix, 2) == 0, "encode");
+    CHECK(open_exact(&trust, topic, bad, w.len, &rc, signer, error, sizeof error) == RECEIPT_TRUSTED &&
+              strcmp(signer, "manager-1") == 0,
+          "an unprotected header with contents is skipped (its kid does not count): %s", error);
+    /* the unprotected header is not a map; a truncated one */
+    static const uint8_t not_map[] = {0xd2, 0x84, 0x46, 0xa2, 0x01, 0x27, 0x04, 0x41, 'm', 0x80, 0x40, 0x58, 0x40};
+    CHECK(open_exact(&trust, topic, not_map, sizeof not_map, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED &&
+              strstr(error, "unprotected") != NULL,
+          "the unprotected header is an array: %s", error);
+    static const uint8_t huge_map[] = {0xd2, 0x84, 0x46, 0xa2, 0x01, 0x27, 0x04, 0x41, 'm', 0xbb,
+                                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
+    CHECK(cose_sign1_parse(huge_map, sizeof huge_map, &parsed, error, sizeof error) != 0 &&
+              strstr(error, "unprotected") != NULL,
+          "an unprotected map of 2^64 - 1 pairs: %s", error);
+
+    /* an array of 3, or of 5 */
+    static const uint8_t three[] = {0xd2, 0x83, 0x40, 0xa0, 0x40};
+    CHECK(cose_sign1_parse(three, sizeof three, &parsed, error, sizeof error) != 0, "an array of 3");
+    memcpy(bad, message, len);
+    bad[1] = 0x85;
+    bad[len] = 0x40;
+    CHECK(cose_sign1_parse(bad, len + 1, &parsed, error, sizeof error) != 0, "an array of 5");
+
+    /* verified, but the payload is not a receipt */
+    static const uint8_t not_receipt[] = {0x82, 0x01, 0x02};
+    bad_len = sign_receipt(&manager, COSE_ALG_EDDSA, "manager-1", topic, not_receipt, sizeof not_receipt, bad,
+                           sizeof bad);
+    CHECK(open_exact(&trust, topic, bad, bad_len, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED &&
+              strstr(error, "manager-1") != NULL,
+          "a signed payload that is no receipt: %s", error);
+
+    /* bare maps: final ones are unsigned, others trusted, garbage malformed, too long malformed */
+    CHECK(open_exact(&trust, topic, payload, payload_len, &rc, signer, error, sizeof error) == RECEIPT_UNSIGNED &&
+              strstr(error, "seq 41") != NULL,
+          "a bare committed receipt: %s", error);
+    payload_len = receipt_payload(5, "busy", 0, "mempool-full", payload, sizeof payload);
+    CHECK(open_exact(&trust, topic, payload, payload_len, &rc, signer, error, sizeof error) == RECEIPT_TRUSTED &&
+              rc.status == RECEIPT_BUSY && signer[0] == '\0',
+          "a bare busy receipt: %s", error);
+    static const uint8_t garbage[] = {0xff, 0x00};
+    CHECK(open_exact(&trust, topic, garbage, sizeof garbage, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED,
+          "garbage");
+    static uint8_t big[RECEIPT_MAX_BYTES + 1];
+    memcpy(big, message, len);
+    CHECK(open_exact(&trust, topic, big, sizeof big, &rc, signer, error, sizeof error) == RECEIPT_MALFORMED,
+          "over %d bytes", RECEIPT_MAX_BYTES);
+
+    CHECK(strcmp(receipt_why(RECEIPT_TRUSTED), "trusted") == 0 &&
+              strcmp(receipt_why(RECEIPT_MALFORMED), "malformed") == 0 && strcmp(receipt_why(RECEIPT_UNSIGNED), "unsigned") == 0 &&
+              strcmp(receipt_why(RECEIPT_UNKNOWN_SIGNER), "unknown-signer") == 0 &&
+              strcmp(receipt_why(RECEIPT_BAD_SIGNATURE), "bad-signature") == 0,
+          "the why names");
+    cose_signer_free(&manager);
+    receipt_trust_free(&trust);
+}
+
+static void test_receipt_trust_store(void) {
+    static receipt_trust trust;
+    receipt_trust_init(&trust);
+    char error[512] = "", path[64], id[32];
+    uint8_t key[32] = {0};
+    key[0] = 9;
+
+    CHECK(receipt_trust_add_ed25519(&trust, "bad id", key, error, sizeof error) != 0 && strstr(error, "bad id") != NULL,
+          "an id with a space: %s", error);
+    CHECK(receipt_trust_add_ed25519(&trust, "", key, error, sizeof error) != 0, "an empty id");
+    char long_id[RECEIPT_MANAGER_ID_MAX + 2];
+    memset(long_id, 'm', sizeof long_id);
+    long_id[RECEIPT_MANAGER_ID_MAX + 1] = '\0';
+    CHECK(receipt_trust_add_ed25519(&trust, long_id, key, error, sizeof error) != 0, "a 65-character id");
+    long_id[RECEIPT_MANAGER_ID_MAX] = '\0';
+    CHECK(receipt_trust_add_ed25519(&trust, long_id, key, error, sizeof error) == 0, "a 64-character id: %s", error);
+    CHECK(receipt_trust_add_ed25519(&trust, long_id, key, error, sizeof error) != 0 && strstr(error, "twice") != NULL,
+          "the same id twice: %s", error);
+    for (int i = 1; i < RECEIPT_MAX_MANAGERS; i++) {
+        snprintf(id, sizeof id, "manager-%d", i);
+        CHECK(receipt_trust_add_ed25519(&trust, id, key, error, sizeof error) == 0, "%s: %s", id, error);
+    }
+    CHECK(trust.count == RECEIPT_MAX_MANAGERS, "%d managers", RECEIPT_MAX_MANAGERS);
+    CHECK(receipt_trust_add_ed25519(&trust, "one-more", key, error, sizeof error) != 0 &&
+              strstr(error, "at most") != NULL,
+          "a ninth: %s", error);
+    receipt_trust_free(&trust);
+
+    CHECK(receipt_trust_add_pem(&trust, "manager-1", "/nonexistent/m1.pub", error, sizeof error) != 0 &&
+              strstr(error, "/nonexistent/m1.pub") != NULL,
+          "a missing file: %s", error);
+    CHECK(write_temp_file("not a key\n", path, sizeof path) == 0, "temporary file");
+    CHECK(receipt_trust_add_pem(&trust, "manager-1", path, error, sizeof error) != 0 &&
+              strstr(error, "PEM public key") != NULL,
+          "not a key: %s", error);
+    unlink(path);
+
+    /* a private key is not a public key file; P-384 and RSA are refused */
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    CHECK(ed != NULL && write_key_pem(ed, 1, path, sizeof path) == 0, "an Ed25519 private key file");
+    CHECK(receipt_trust_add_pem(&trust, "manager-1", path, error, sizeof error) != 0, "a private key file: %s", error);
+    unlink(path);
+    CHECK(ed != NULL && write_key_pem(ed, 0, path, sizeof path) == 0, "an Ed25519 public key file");
+    CHECK(receipt_trust_add_pem(&trust, "manager-1", path, error, sizeof error) == 0 &&
+              trust.managers[0].alg == COSE_ALG_EDDSA,
+          "an Ed25519 public key file: %s", error);
+    unlink(path);
+    EVP_PKEY_free(ed);
+    EVP_PKEY *p384 = EVP_EC_gen("P-384");
+    CHECK(p384 != NULL && write_key_pem(p384, 0, path, sizeof path) == 0, "a P-384 public key file");
+    CHECK(receipt_trust_add_pem(&trust, "manager-2", path, error, sizeof error) != 0 && strstr(error, "P-256") != NULL,
+          "P-384: %s", error);
+    unlink(path);
+    EVP_PKEY_free(p384);
+    EVP_PKEY *rsa = EVP_RSA_gen(1024);
+    CHECK(rsa != NULL && write_key_pem(rsa, 0, path, sizeof path) == 0, "an RSA public key file");
+    CHECK(receipt_trust_add_pem(&trust, "manager-2", path, error, sizeof error) != 0, "RSA: %s", error);
+    unlink(path);
+    EVP_PKEY_free(rsa);
+    CHECK(trust.count == 1, "only the good key was added");
+    receipt_trust_free(&trust);
+    ERR_clear_error();
 }
 
 /* ------------------------------------------------------------------ ring, seq file, ids, samples */
@@ -784,6 +1391,10 @@ int main(int argc, char **argv) {
     test_ecdsa_der();
     test_receipt_vectors();
     test_receipt_decoder_edges();
+    test_signed_receipt_vectors();
+    test_signed_receipts_es256();
+    test_signed_receipt_parser_edges();
+    test_receipt_trust_store();
     test_ring();
     test_seqfile();
     test_ids();
