@@ -96,11 +96,36 @@ final class HostSession {
     private(set) var verdict: ContractVerdict?
     private var consentLists: [String: [String]] = [:]
     private var patientList: [String]?
+    private var deviceCounts: [String: Int] = [:]
+    /// The fuel host calls may still burn: a budget of its own, as large as the instructions'
+    /// (a contract that loops on host calls runs out of it as one that loops on instructions does).
+    private(set) var hostFuel: UInt64
+    let hostFuelBudget: UInt64
 
-    init(context: ContractRequestContext, ledger: AccessLedgerView, parameters: [String: Int64]) {
+    /// What a host call costs: every call `callCost`, and `byteCost` per byte it reads from or
+    /// writes to the contract's memory; a list the ledger builds (consenting patients, patients,
+    /// a patient's devices) costs `itemCost` per item the first time, and nothing when asked again
+    /// (it is kept for the rest of the decision).
+    static let callCost: UInt64 = 100
+    static let byteCost: UInt64 = 1
+    static let itemCost: UInt64 = 20
+
+    init(context: ContractRequestContext, ledger: AccessLedgerView, parameters: [String: Int64], hostFuel: UInt64) {
         self.context = context
         self.ledger = ledger
         self.parameters = parameters
+        self.hostFuel = hostFuel
+        hostFuelBudget = hostFuel
+    }
+
+    /// Burns host fuel, or ends the run as out of fuel.
+    private func charge(_ units: UInt64) throws(ContractAbort) {
+        guard hostFuel >= units else {
+            hostFuel = 0
+            throw ContractAbort(
+                .outOfFuel, "the contract ran out of its \(hostFuelBudget) units of fuel for host calls")
+        }
+        hostFuel -= units
     }
 
     /// The host functions, bound to this session, as imports for a store.
@@ -115,18 +140,28 @@ final class HostSession {
         return imports
     }
 
-    private func consenting(_ study: String) -> [String] {
+    private func consenting(_ study: String) throws(ContractAbort) -> [String] {
         if let list = consentLists[study] { return list }
         let list = ledger.consentingPatients(study: study)
+        try charge(UInt64(list.count) * Self.itemCost)
         consentLists[study] = list
         return list
     }
 
-    private func patients() -> [String] {
+    private func patients() throws(ContractAbort) -> [String] {
         if let patientList { return patientList }
         let list = ledger.patients()
+        try charge(UInt64(list.count) * Self.itemCost)
         patientList = list
         return list
+    }
+
+    private func deviceCount(of patient: String) throws(ContractAbort) -> Int {
+        if let count = deviceCounts[patient] { return count }
+        let count = ledger.devices(ofPatient: patient).count
+        try charge(UInt64(count + 1) * Self.itemCost)
+        deviceCounts[patient] = count
+        return count
     }
 
     private func decide(_ verdict: ContractVerdict, _ name: String) throws(ContractAbort) {
@@ -139,7 +174,10 @@ final class HostSession {
     // MARK: - Calls
 
     private func call(_ name: String, caller: borrowing Caller, _ arguments: [Value]) throws -> [Value] {
-        let memory = GuestAccess(name: name, memory: caller.instance?.exports[memory: "memory"])
+        try charge(Self.callCost)
+        let memory = GuestAccess(name: name, memory: caller.instance?.exports[memory: "memory"]) {
+            [unowned self] bytes throws(ContractAbort) in try self.charge(UInt64(bytes) * Self.byteCost)
+        }
         func i32(_ index: Int) -> Int32 {
             if case .i32(let raw) = arguments[index] { return Int32(bitPattern: raw) }
             return 0
@@ -190,9 +228,9 @@ final class HostSession {
             let study = try memory.text(at: i32(2), length: i32(3))
             return bool(ledger.hasConsented(patient: patient, study: study))
         case "consent_count":
-            return int(Int32(clamping: consenting(try memory.text(at: i32(0), length: i32(1))).count))
+            return int(Int32(clamping: try consenting(try memory.text(at: i32(0), length: i32(1))).count))
         case "consent_patient":
-            let list = consenting(try memory.text(at: i32(0), length: i32(1)))
+            let list = try consenting(try memory.text(at: i32(0), length: i32(1)))
             let index = Int(i32(2))
             return try string(index >= 0 && index < list.count ? list[index] : nil, out: 3, cap: 4)
         case "treating":
@@ -200,14 +238,14 @@ final class HostSession {
             let patient = try memory.text(at: i32(2), length: i32(3))
             return bool(ledger.isTreating(clinician: clinician, patient: patient))
         case "patient_count":
-            return int(Int32(clamping: patients().count))
+            return int(Int32(clamping: try patients().count))
         case "patient_at":
-            let list = patients()
+            let list = try patients()
             let index = Int(i32(0))
             return try string(index >= 0 && index < list.count ? list[index] : nil, out: 1, cap: 2)
         case "patient_device_count":
             let patient = try memory.text(at: i32(0), length: i32(1))
-            return int(Int32(clamping: ledger.devices(ofPatient: patient).count))
+            return int(Int32(clamping: try deviceCount(of: patient)))
         case "kind_known":
             return bool(ledger.knowsKind(try memory.text(at: i32(0), length: i32(1))))
         case "grant":
@@ -242,6 +280,8 @@ final class HostSession {
 private struct GuestAccess {
     let name: String
     let memory: Memory?
+    /// Charges the bytes a call moves (host fuel).
+    let charge: (Int) throws(ContractAbort) -> Void
 
     private func region(_ pointer: Int32, _ length: Int32) throws(ContractAbort) -> (Memory, UInt, Int) {
         guard let memory else {
@@ -262,6 +302,7 @@ private struct GuestAccess {
             throw ContractAbort(.trap, "host call \(name): a string of \(length) bytes (the limit is \(limit))")
         }
         let (memory, start, count) = try region(pointer, length)
+        try charge(count)
         guard count > 0 else { return "" }
         return memory.withUnsafeBufferPointer(offset: start, count: count) { String(decoding: $0, as: UTF8.self) }
     }
@@ -270,6 +311,7 @@ private struct GuestAccess {
     func write(_ bytes: [UInt8], at pointer: Int32, capacity: Int32) throws(ContractAbort) -> Int32 {
         guard capacity >= 0 else { throw ContractAbort(.trap, "host call \(name): a negative capacity") }
         let count = min(Int(capacity), bytes.count)
+        try charge(count)
         if count > 0 {
             let (memory, start, _) = try region(pointer, Int32(count))
             memory.withUnsafeMutableBufferPointer(offset: start, count: count) { buffer in

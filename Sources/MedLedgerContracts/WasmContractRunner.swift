@@ -26,10 +26,11 @@ public struct WasmContractRunner: ContractRunner {
         checks = Checks()
     }
 
-    /// `wasmkit-0.4.2 fuel=… memory=… tables=… stack=…`: the runtime and the limits decisions depend on.
+    /// `wasmkit-0.4.2 fuel=… memory=… tables=… stack=… host=…`: the runtime and the limits decisions
+    /// depend on (`host`: what a host call costs, per call, per byte and per listed item).
     public var runtime: String {
         "wasmkit-0.4.2 fuel=\(limits.fuel) memory=\(limits.memoryBytes) tables=\(limits.tableElements) "
-            + "stack=\(limits.stackBytes)"
+            + "stack=\(limits.stackBytes) host=\(HostSession.callCost)/\(HostSession.byteCost)/\(HostSession.itemCost)"
     }
 
     /// Decides one access request by running the contract's `decide`.
@@ -41,7 +42,8 @@ public struct WasmContractRunner: ContractRunner {
         let limiter = ContractResourceLimiter(limits: limits)
         store.resourceLimiter = limiter
         store.fuel = Fuel(remaining: limits.fuel)
-        let session = HostSession(context: context, ledger: ledger, parameters: contract.parameters)
+        let session = HostSession(
+            context: context, ledger: ledger, parameters: contract.parameters, hostFuel: limits.fuel)
         do {
             let module = try parseWasm(bytes: contract.module, features: ContractModuleCheck.features)
             let instance = try module.instantiate(store: store, imports: session.imports(store: store))

@@ -116,6 +116,8 @@ extension LedgerState {
 
     /// A manager's next block: the pending transactions that still pass (in order), then the
     /// pending readings that still pass on the state after them, within the channel's limits.
+    /// While readings wait, transactions take at most half of the block's bytes
+    /// (`transactionByteBudget`), so a queue of transactions cannot keep readings out.
     /// Readings were verified when they arrived, and a device's key never changes, so their
     /// signatures are not checked again here; the council checks them in full.
     /// - Parameters:
@@ -135,8 +137,9 @@ extension LedgerState {
         var refusedReadings: [(SignedReading, ReadingRejection)] = []
         var bytes = 0
         var includedTransactions: [[UInt8]] = []
+        let budget = readings.isEmpty ? limits.maxBytes : Self.transactionByteBudget(limits)
         for signed in transactions {
-            guard bytes + signed.bytes.count <= limits.maxBytes else { break }
+            guard bytes + signed.bytes.count <= budget else { break }
             if let rejection = admit(signed, height: height, into: &changes) {
                 refusedTransactions.append((signed, rejection))
                 continue
@@ -163,6 +166,11 @@ extension LedgerState {
         return BlockAssembly(
             block: block, refusedTransactions: refusedTransactions, refusedReadings: refusedReadings)
     }
+}
+
+extension LedgerState {
+    /// The bytes a block's transactions may take while readings wait: half the block.
+    public static func transactionByteBudget(_ limits: BlockParameters) -> Int { limits.maxBytes / 2 }
 }
 
 /// A block a manager assembled, and the pending items that no longer pass.

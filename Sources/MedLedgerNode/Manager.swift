@@ -116,7 +116,8 @@ extension LedgerNode {
         }
         let now = self.now()
         guard !transactionPool.isEmpty || pool.shouldCut(genesis.block, now: now) else { return }
-        let reserved = transactionPool.reduce(0) { $0 + $1.bytes.count }
+        let reserved = min(
+            transactionPool.reduce(0) { $0 + $1.bytes.count }, LedgerState.transactionByteBudget(genesis.block))
         let assembly = store.state.assemble(
             transactions: transactionPool, readings: pool.batch(genesis.block, reservedBytes: reserved), time: now,
             proposer: configuration.id)

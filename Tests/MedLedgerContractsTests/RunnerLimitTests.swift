@@ -28,6 +28,28 @@ struct RunnerLimitTests {
         #expect(ledger.state.height == height + 1)
     }
 
+    /// A contract that loops on a host call (here the one that scans the registry) runs out of
+    /// its host fuel long before its instruction fuel, and the chain goes on.
+    @Test(.timeLimit(.minutes(1))) func aContractThatLoopsOnAHostCallRunsOutOfHostFuel() throws {
+        let module = try ContractText.compile(
+            """
+            (module
+              (import "medledger" "patient_device_count" (func $count (param i32 i32) (result i32)))
+              (memory (export "memory") 1)
+              (data (i32.const 0) "patient-0")
+              (func (export "decide")
+                (loop $again
+                  (drop (call $count (i32.const 0) (i32.const 9)))
+                  (br $again))))
+            """)
+        var (denial, ledger) = try decide(module)
+        #expect(denial?.code == .outOfFuel)
+        #expect(denial?.message == "the contract ran out of its 1000000 units of fuel for host calls")
+        let height = ledger.state.height
+        try ledger.commit([], readings: [ledger.reading(patient: 0, time: ledger.state.time)])
+        #expect(ledger.state.height == height + 1)
+    }
+
     @Test func aSmallerBudgetStopsItSooner() throws {
         let small = WasmContractRunner(
             limits: ContractLimits(fuel: 1000, memoryBytes: 1 << 20, tableElements: 16, stackBytes: 64 << 10))

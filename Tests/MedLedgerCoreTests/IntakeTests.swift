@@ -106,6 +106,29 @@ struct IntakeTests {
         #expect(signed == first && rejection.reason == .replayed && empty.count == 0)
     }
 
+    @Test func aQueueOfTransactionsTakesAtMostHalfABlockWhileReadingsWait() throws {
+        let small = TestChannel(block: BlockParameters(maxReadings: 100, maxBytes: 4096, timeoutMs: 200))
+        let state = LedgerState(genesis: small.genesis)
+        let transactions = (1...40).map { seq in
+            small.transaction(
+                seq: UInt64(seq),
+                .registerDevice(device: "new-\(seq)", key: TestChannel.deviceKey(seq + 10).publicKey, patient: nil))
+        }
+        #expect(transactions.reduce(0) { $0 + $1.bytes.count } > 4096)
+        let alone = state.assemble(
+            transactions: transactions, readings: [], time: state.time + 1000, proposer: "manager-1")
+        let full = alone.block.body.transactions.reduce(0) { $0 + $1.count }
+        #expect(full > 2048 && full <= 4096)
+        // With readings waiting (of devices the block registers), transactions take half at most.
+        let registered = try state.applying(alone.block)
+        let readings = (1...10).map { small.reading(device: "new-1", key: TestChannel.deviceKey(11), seq: UInt64($0)) }
+        let shared = registered.assemble(
+            transactions: Array(transactions.dropFirst(alone.block.body.transactions.count)), readings: readings,
+            time: registered.time + 1000, proposer: "manager-1")
+        #expect(shared.block.body.transactions.reduce(0) { $0 + $1.count } <= 2048)
+        #expect(shared.block.body.readings.count == 10)
+    }
+
     @Test func assemblyKeepsWhatStillPassesWithinTheLimits() throws {
         var state = try registered()
         let revoke = channel.transaction(seq: 4, .revokeDevice(device: "bp-1"))
