@@ -58,6 +58,9 @@ public actor LedgerNode: Service {
     var syncing = false
     var syncTarget: UInt64 = 0
     var stopped = false
+    /// Why the node stopped by itself (it cannot write its journal or its store: a full disk, a
+    /// damaged file); `run` then throws it, and `medledger node` exits non-zero.
+    public private(set) var failure: String?
 
     private let executor: QueueExecutor
     /// Where proposed blocks are checked: a serial queue of the node's own. Dispatch gives such a
@@ -247,9 +250,14 @@ public actor LedgerNode: Service {
         }
         ticker.cancel()
         await web?.stop()
-        tick()
+        if failure == nil { tick() }
         try? await client.flush(timeout: .seconds(2))
         await client.disconnect()
+        if let failure {
+            logger.critical(
+                "node stopped by a failure", metadata: ["height": "\(store.height)", "error": "\(failure)"])
+            throw NodeError(.file, failure)
+        }
         logger.info("node stopped", metadata: ["height": "\(store.height)"])
     }
 
@@ -257,6 +265,12 @@ public actor LedgerNode: Service {
     public func stop() {
         stopped = true
         client.shutdown()
+    }
+
+    /// Stops the node for a failure it cannot go on after: `run` throws it.
+    func fail(_ message: String) {
+        if failure == nil { failure = message }
+        stop()
     }
 
     func startHeight(_ height: UInt64) {
@@ -384,7 +398,7 @@ public actor LedgerNode: Service {
                 } catch {
                     // Nothing after this may be sent: a vote must never go out unpersisted.
                     logger.critical("cannot persist the consensus state; stopping", metadata: ["error": "\(error)"])
-                    stop()
+                    fail("cannot persist the consensus state: \(error)")
                     return
                 }
             case .broadcastProposal(let proposal):
@@ -515,7 +529,7 @@ public actor LedgerNode: Service {
             logger.critical(
                 "cannot apply the decided block; stopping",
                 metadata: ["height": "\(decision.height)", "error": "\(error)"])
-            stop()
+            fail("cannot apply the decided block at height \(decision.height): \(error)")
             return
         }
         counters.blocksCommitted += 1

@@ -41,6 +41,11 @@ extension LedgerNode {
                     // blocks: one more request's worth past what it sent.
                     syncTarget = max(syncTarget, min(answer.height, store.height + UInt64(SyncRequest.maxCount)))
                 }
+            } catch let error as StoreError where error.code == .sqlite {
+                // Its own store cannot be written (a full disk): no peer can help.
+                logger.critical("cannot write a synced block; stopping", metadata: ["error": "\(error)"])
+                fail("cannot write a synced block: \(error)")
+                break
             } catch {
                 logger.info("sync from a peer failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
                 failures += 1

@@ -47,6 +47,10 @@ public enum StoreVerifier {
         contracts: any ContractRunner = WasmContractRunner()
     ) throws(StoreError) -> VerifyReport {
         let db = try SQLiteConnection(path: path)
+        // One read transaction: every table is read from one snapshot, so a node that commits
+        // blocks while it is verified (a live replica) cannot make its tables seem to disagree.
+        try db.execute("BEGIN")
+        defer { try? db.execute("COMMIT") }
         guard try db.userVersion >= 1 else { throw StoreError(.notAStore, "\(path) is not a MedLedger store") }
         guard let genesisBytes = try db.first("SELECT value FROM meta WHERE key = 'genesis'", [], { $0.blob(0) }) else {
             throw StoreError(.notAStore, "\(path) holds no genesis")

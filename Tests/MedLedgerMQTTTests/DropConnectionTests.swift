@@ -45,7 +45,9 @@ struct DropConnectionTests {
             }
             #expect(error.code == .connectionLost)
             #expect(back >= .milliseconds(750), "back after \(back)")
-            #expect(client.reconnectCount == 1)
+            // At least the one reconnect (on a loaded machine the events are read late, and a
+            // client whose loop was starved past its keep-alive may have connected again since).
+            #expect(client.reconnectCount >= 1, "events seen: \(seen)")
             // The subscription is made again: a message on it arrives.
             let publisher = try await connectedClient(broker, "drop-publisher")
             defer { publisher.shutdown() }

@@ -1,0 +1,326 @@
+import Foundation
+import Logging
+import MedLedgerBroker
+import MedLedgerCore
+import MedLedgerFleet
+import MedLedgerMQTT
+import MedLedgerNode
+import MedLedgerStore
+import MedLedgerTestSupport
+import Testing
+
+/// Attacks on a running `medledger devnet` (its nodes as processes, its broker), while an honest
+/// fleet publishes beside them: the network must go on, and the fleet's accounting must be exact
+/// (every honest reading committed once, with its bytes, at the height its receipt named).
+@Suite("Attacks on a devnet of real processes, with an honest fleet beside them", .serialized, .network)
+struct AdversarialTests {
+    /// The devnet's files, and the attacker's device (registered: its readings are signed with a
+    /// key the ledger knows).
+    struct Scene {
+        let directory: TemporaryDirectory
+        let devnet: RunningDevnet
+        let file: DevnetFile
+        let genesis: Genesis
+        let topics: ChannelTopics
+        let attackerKey = PrivateKey(generating: .ed25519)
+        let attacker = "intruder-1"
+
+        func client(_ id: String) async throws -> MQTTClient {
+            var configuration = MQTTConfiguration(host: file.broker.host, port: file.broker.port, clientID: id)
+            configuration.username = id
+            let client = try MQTTClient(configuration: configuration, logger: fleetLogger)
+            try await within(.seconds(10), "connect \(id)") { try await client.connect() }
+            return client
+        }
+
+        func height(_ id: String) -> UInt64 { devnet.status(id)?.height ?? 0 }
+
+        /// A reading of the attacker, its payload signed whatever its integers (the signing API
+        /// refuses a seq out of range; an attacker does not use it).
+        func reading(seq: UInt64, time: UInt64, records: [ReadingRecord]? = nil) throws -> [UInt8] {
+            let reading = Reading(
+                channel: genesis.channel, device: attacker, seq: seq, time: time,
+                records: records ?? [ReadingRecord(code: "8867-4", unit: "/min", value: .integer(70))])
+            return try COSESign1.sign(
+                payload: reading.payloadBytes(), keyID: Array(attacker.utf8), key: attackerKey
+            ).encoded()
+        }
+    }
+
+    @Test func theNetworkGoesOnAndTheHonestFleetIsAccountedForExactly() async throws {
+        let directory = try TemporaryDirectory("adversary")
+        defer { directory.remove() }
+        let devnet = try await RunningDevnet.start(
+            in: directory.path, channel: "adversary", arguments: ["--max-readings", "200"])
+        var restarted: ChildProcess?
+        do {
+            let file = try DevnetFile.load(directory: devnet.directory)
+            let genesis = try JSONDecoder().decode(
+                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
+            let scene = Scene(
+                directory: directory, devnet: devnet, file: file, genesis: genesis,
+                topics: ChannelTopics(channel: genesis.channel))
+            restarted = try await attack(scene)
+        } catch {
+            if let restarted { await restarted.stop(grace: .seconds(5)) }
+            let result = devnet.stop()
+            throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
+        }
+        if let restarted { await restarted.stop(grace: .seconds(5)) }
+        let result = devnet.stop()
+        #expect(result.stdout.contains("every replica verifies from genesis"), "\(result.stdout)\n\(result.stderr)")
+    }
+
+    /// Runs every attack while the fleet publishes; returns the validator process it restarted.
+    func attack(_ scene: Scene) async throws -> ChildProcess? {
+        let pub = scene.directory.file("intruder.pub")
+        try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
+        let registered = try ToolRunner.medledger(
+            "device", "register", "--devnet", scene.devnet.directory, "--device", scene.attacker, "--public-key", pub,
+            in: scene.directory.path)
+        #expect(registered.status == 0, "\(registered.stderr)")
+
+        // The honest fleet: 30 devices, 5 readings/s each, for 25 s.
+        var options = FleetOptions(
+            devices: 30, brokers: [MQTTEndpoint(host: scene.file.broker.host, port: scene.file.broker.port)],
+            genesis: scene.genesis, stateDirectory: scene.directory.file("fleet"))
+        options.rate = 5
+        options.duration = .seconds(25)
+        options.resendInterval = .seconds(3)
+        options.drainTime = .seconds(120)
+        options.settleTime = .seconds(2)
+        let fleet = try Fleet(options: options, logger: fleetLogger)
+        let registrarKey = try PrivateKey(pem: String(contentsOfFile: scene.file.registrarKey, encoding: .utf8))
+        try await fleet.register(registrarID: scene.file.registrarId, registrarKey: registrarKey)
+        let startHeight = scene.height("validator-1")
+        let running = Task { try await fleet.run() }
+        try await eventually(.seconds(30), "the fleet running") { await fleet.currentPhase == .running }
+        let ids = await fleet.devices.map(\.id)
+
+        let intruder = try await scene.client(scene.attacker)
+        defer { intruder.shutdown() }
+        let topic = scene.topics.readings(scene.attacker)
+        // 1. Edge integers: seq and time at 0, 2^63 and 2^64-1 (malformed or refused). (The largest
+        //    valid seq, 2^63-1, goes last: once committed, every lower seq is a replay.)
+        let now = WallClock.nowMs()
+        for (seq, time) in [(0, now), (1 << 63, now), (UInt64.max, now), (1, 1 << 63), (2, UInt64.max)]
+            as [(UInt64, UInt64)]
+        {
+            try await intruder.publish(topic: topic, payload: try scene.reading(seq: seq, time: time))
+        }
+        // 2. A 2 MB message, and a flood of garbage.
+        var random = SeededRandom(seed: 16)
+        try await intruder.publish(topic: topic, payload: random.bytes(2_000_000))
+        for _ in 0..<2000 {
+            try intruder.enqueue(topic: topic, payload: random.bytes(Int(random.next() % 1500)), qos: .atLeastOnce)
+        }
+        // 3. A flood of valid readings (past its share of each manager's pool: busy).
+        for seq in UInt64(10)..<3010 {
+            try intruder.enqueue(topic: topic, payload: try scene.reading(seq: seq, time: now), qos: .atLeastOnce)
+        }
+        // 4. Forged receipts to every honest device: unsigned, and signed with a key of no manager.
+        let forger = try await scene.client("forger")
+        defer { forger.shutdown() }
+        let stranger = PrivateKey(generating: .ed25519)
+        for id in ids {
+            let receipts = scene.topics.receipts(id)
+            for seq in UInt64(1)...3 {
+                let forged = Receipt(seq: seq, status: .committed(height: 1, blockHash: Hash256.sha256([1])))
+                try forger.enqueue(topic: receipts, payload: forged.encoded(), qos: .atLeastOnce)
+                try forger.enqueue(
+                    topic: receipts,
+                    payload: try forged.published(topic: receipts, manager: "manager-1", key: stranger),
+                    qos: .atLeastOnce)
+            }
+        }
+        // 5. kill -9 of a manager under load: the other goes on.
+        let manager2 = try #require(scene.devnet.status("manager-2"))
+        kill(manager2.pid, SIGKILL)
+        // 6. kill -9 of a validator in a loop: killed, restarted from its store and journal, three
+        //    times; the chain goes on meanwhile (one of four down at a time).
+        var validator: ChildProcess?
+        var pid = try #require(scene.devnet.status("validator-4")).pid
+        var seq: UInt64 = 10_000
+        for round in 1...3 {
+            let before = scene.height("validator-1")
+            kill(pid, SIGKILL)
+            _ = await validator?.wait()
+            // Readings of the attacker's own keep blocks coming whether or not the fleet is still
+            // publishing (on a loaded machine this loop can outlast the fleet's run).
+            for _ in 0..<100 {
+                try intruder.enqueue(topic: topic, payload: try scene.reading(seq: seq, time: now), qos: .atLeastOnce)
+                seq += 1
+            }
+            try await eventually(.seconds(60), "the chain going on without validator-4 (round \(round))") {
+                scene.height("validator-1") >= before + 1
+            }
+            let started = try ChildProcess(
+                ToolRunner.medledgerPath, arguments: ["node", "--config", scene.file.nodes["validator-4"]!],
+                logPath: scene.directory.file("validator-4-\(round).log"))
+            validator = started
+            pid = started.pid
+            let restartedPid = started.pid
+            try await eventually(.seconds(60), "validator-4 catching up (round \(round))") {
+                scene.devnet.status("validator-4").map { $0.pid == restartedPid && $0.height >= before + 1 } ?? false
+            }
+        }
+
+        // The largest valid seq: committed, and nothing traps on it.
+        let largest = try scene.reading(seq: (1 << 63) - 1, time: WallClock.nowMs())
+        try await intruder.publish(topic: topic, payload: largest)
+
+        let report = try await within(.seconds(240), "the fleet's run") { try await running.value }
+        #expect(report.pending == 0, "\(report.summary())")
+        let audited = try await fleet.audit(
+            againstDatabase: scene.file.databases["validator-1"]!, fromHeight: startHeight + 1)
+        #expect(audited.isCorrect, "\(audited.mismatches)\n\(audited.summary())")
+        #expect(audited.committed == audited.honest && audited.honest > 500, "\(audited.summary())")
+        #expect((audited.untrustedReceipts["unsigned"] ?? 0) > 0, "\(audited.summary())")
+        #expect((audited.untrustedReceipts["bad-signature"] ?? 0) > 0, "\(audited.summary())")
+
+        // What the attacker got in: its valid readings only, at most once each; its largest seq.
+        let database = scene.file.databases["validator-1"]!
+        try await eventually(.seconds(60), "the largest seq committed") {
+            try LedgerStore(path: database).readings(matching: ReadingQuery(device: scene.attacker)).contains {
+                $0.seq == (1 << 63) - 1
+            }
+        }
+        let intruding = try LedgerStore(path: database).readings(matching: ReadingQuery(device: scene.attacker))
+            .map(\.seq)
+        #expect(Set(intruding).count == intruding.count)
+        #expect(
+            intruding.allSatisfy { $0 == (1 << 63) - 1 || (10..<3010).contains($0) || (10_000..<10_300).contains($0) },
+            "\(intruding.prefix(20))")
+        // Every live replica went on to the same height, validator-4 included.
+        let top = scene.height("validator-1")
+        try await eventually(.seconds(60), "every live replica at the top") {
+            ["validator-1", "validator-2", "validator-3", "validator-4", "manager-1"].allSatisfy {
+                scene.height($0) >= top
+            }
+        }
+        return validator
+    }
+
+    /// A validator whose disk fills (its files on a small tmpfs): it stops with a clear error and a
+    /// non-zero exit, the others go on, and once space is freed it starts again and catches up.
+    /// Needs root (to mount the tmpfs); without it the test says so and checks nothing.
+    @Test func aValidatorWhoseDiskFillsStopsWithAClearErrorAndCatchesUpOnceSpaceIsFreed() async throws {
+        let directory = try TemporaryDirectory("disk-full")
+        defer { directory.remove() }
+        let small = directory.file("small")
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let mount = try ToolRunner.run(
+            "/usr/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", small], in: directory.path)
+        guard mount.status == 0 else {
+            print("skipped: cannot mount a tmpfs (\(mount.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            return
+        }
+        defer { _ = try? ToolRunner.run("/usr/bin/umount", ["-l", small], in: directory.path) }
+        let devnet = try await RunningDevnet.start(in: directory.path, channel: "disk-full")
+        var node: ChildProcess?
+        do {
+            let file = try DevnetFile.load(directory: devnet.directory)
+            let genesis = try JSONDecoder().decode(
+                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
+            let scene = Scene(
+                directory: directory, devnet: devnet, file: file, genesis: genesis,
+                topics: ChannelTopics(channel: genesis.channel))
+            node = try await fillTheDisk(scene, small: small)
+        } catch {
+            if let node { await node.stop(grace: .seconds(5)) }
+            let result = devnet.stop()
+            throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
+        }
+        if let node { await node.stop(grace: .seconds(5)) }
+        _ = devnet.stop()
+    }
+
+    func fillTheDisk(_ scene: Scene, small: String) async throws -> ChildProcess? {
+        let pub = scene.directory.file("cuff.pub")
+        try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
+        let registered = try ToolRunner.medledger(
+            "device", "register", "--devnet", scene.devnet.directory, "--device", scene.attacker, "--public-key", pub,
+            in: scene.directory.path)
+        #expect(registered.status == 0, "\(registered.stderr)")
+        // A device that keeps publishing, so that the chain grows.
+        let device = try await scene.client(scene.attacker)
+        defer { device.shutdown() }
+        let publishing = Task {
+            var seq: UInt64 = 1
+            while !Task.isCancelled {
+                for _ in 0..<20 {
+                    try device.enqueue(
+                        topic: scene.topics.readings(scene.attacker),
+                        payload: try scene.reading(seq: seq, time: WallClock.nowMs()), qos: .atLeastOnce)
+                    seq += 1
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { publishing.cancel() }
+
+        // validator-4 stops; its files move to the small disk, which is filled but for 16 KiB.
+        let configPath = scene.file.nodes["validator-4"]!
+        let before = try #require(scene.devnet.status("validator-4"))
+        kill(before.pid, SIGKILL)
+        var configuration =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath)))
+            as? [String: Any] ?? [:]
+        let database = try #require(scene.file.databases["validator-4"])
+        let journal = (configuration["journal"] as? String) ?? database + ".journal"
+        for (from, to) in [(database, "\(small)/ledger.sqlite"), (journal, "\(small)/ledger.sqlite.journal")] {
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: from + suffix) {
+                try FileManager.default.copyItem(atPath: from + suffix, toPath: to + suffix)
+            }
+        }
+        configuration["database"] = "\(small)/ledger.sqlite"
+        configuration["journal"] = "\(small)/ledger.sqlite.journal"
+        let moved = scene.directory.file("validator-4-small.json")
+        try JSONSerialization.data(withJSONObject: configuration).write(to: URL(fileURLWithPath: moved))
+        var stat = statvfs()
+        statvfs(small, &stat)
+        let free = Int(stat.f_bavail) * Int(stat.f_frsize)
+        let filler = "\(small)/filler"
+        try Data(count: max(0, free - 16 << 10)).write(to: URL(fileURLWithPath: filler))
+
+        let full = try ChildProcess(
+            ToolRunner.medledgerPath, arguments: ["node", "--config", moved],
+            logPath: scene.directory.file("validator-4-full.log"))
+        let heightAtStart = scene.height("validator-1")
+        let status = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { await full.wait() }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(90) * testPatience)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        let log = (try? String(contentsOfFile: full.logPath, encoding: .utf8)) ?? ""
+        guard let status else {
+            await full.stop(grace: .seconds(5))
+            Issue.record("validator-4 went on with a full disk:\n\(log.suffix(3000))")
+            return nil
+        }
+        #expect(status != 0, "\(log.suffix(3000))")
+        #expect(log.contains("disk is full"), "\(log.suffix(3000))")
+        // The others went on meanwhile, and go on.
+        try await eventually(.seconds(60), "the chain going on without validator-4") {
+            scene.height("validator-1") >= heightAtStart + 5
+        }
+
+        // Space freed: it starts again and catches up.
+        try FileManager.default.removeItem(atPath: filler)
+        let again = try ChildProcess(
+            ToolRunner.medledgerPath, arguments: ["node", "--config", moved],
+            logPath: scene.directory.file("validator-4-again.log"))
+        let target = scene.height("validator-1")
+        try await eventually(.seconds(60), "validator-4 catching up once space is freed") {
+            scene.devnet.status("validator-4").map { $0.pid == again.pid && $0.height >= target } ?? false
+        }
+        let report = try StoreVerifier.verify(path: "\(small)/ledger.sqlite")
+        #expect(report.isIntact, "\(report.problems)")
+        return again
+    }
+}
