@@ -77,6 +77,60 @@ struct WireTests {
         #expect(code { _ = try Vote(decoding: long) } == .malformed)
     }
 
+    /// 0, 1, 2^31, 2^53, 2^63−1, 2^63, 2^64−1, −1 and −2^64 in every integer of a vote, a
+    /// proposal and a piece of evidence (their signatures are made again over the changed fields):
+    /// each is refused with its code, or decodes in range and is then judged by the machine's
+    /// rules; nothing traps.
+    @Test func edgeIntegersInEveryFieldOfACouncilMessageAreRefusedOrInRange() throws {
+        let edges: [CBOR] = [
+            .unsigned(0), .unsigned(1), .unsigned(1 << 31), .unsigned(1 << 53), .unsigned(UInt64(Int64.max)),
+            .unsigned(1 << 63), .unsigned(.max), .negative(0), .negative(.max),
+        ]
+        let vote = council.vote(2, .precommit, height: 3, round: 1, a.id)
+        let proposal = council.proposal(height: 3, round: 2, value: a, validRound: 1)
+        var decodedVotes = 0
+        var decodedProposals = 0
+        for (key, field) in [(2, "height"), (3, "round"), (4, "step"), (6, "validator")] {
+            for edge in edges {
+                let bytes = voteBytes([Int64(key): edge])
+                do {
+                    let decoded = try Vote(decoding: bytes)
+                    decodedVotes += 1
+                    #expect(decoded.height <= UInt64(Int64.max) && decoded.round <= UInt64(Int64.max), "\(field)")
+                    #expect(decoded.validator >= 0, "\(field)")
+                    // The signature was over the old value: it no longer verifies.
+                    #expect(
+                        !council.verifier.isValidVoteSignature(
+                            decoded.signature, message: decoded.signingBytes, validator: decoded.validator)
+                            || decoded == vote, "\(field) = \(edge)")
+                } catch {
+                    #expect(error.code == .malformed || error.code == .outOfRange, "\(field) = \(edge): \(error)")
+                }
+            }
+        }
+        let encoded = try CBOR.decode(proposal.encoded())
+        guard case .map(let entries) = encoded else {
+            Issue.record("a proposal is a map")
+            return
+        }
+        for index in entries.indices {
+            guard case .unsigned = entries[index].value else { continue }
+            for edge in edges {
+                var copy = entries
+                copy[index] = CBORMapEntry(entries[index].key, edge)
+                do {
+                    let decoded = try Proposal(decoding: CBOR.map(copy).encoded(), maxBytes: 4096)
+                    decodedProposals += 1
+                    #expect(decoded.height <= UInt64(Int64.max) && decoded.round <= UInt64(Int64.max))
+                    #expect(decoded.proposer >= 0)
+                } catch {
+                    #expect(error.code == .malformed || error.code == .outOfRange, "\(entries[index].key) = \(edge)")
+                }
+            }
+        }
+        #expect(decodedVotes > 0 && decodedProposals > 0)
+    }
+
     @Test func proposalsRoundTripAndRefuseWhatTheyMustNot() throws {
         let fresh = council.proposal(height: 3, round: 2, value: a)
         let again = council.proposal(height: 3, round: 2, value: a, validRound: 1)
