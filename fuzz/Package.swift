@@ -10,8 +10,9 @@ let settings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-/// The fuzz targets: name, and the decoder each feeds.
-let fuzzers = ["fuzz-reading", "fuzz-header", "fuzz-body", "fuzz-certificate", "fuzz-transaction"]
+/// The fuzz targets: one per decoder, and `fuzz-intake`, which runs validly signed readings of
+/// arbitrary payloads through a manager's intake, block assembly, the validator's check and apply.
+let fuzzers = ["fuzz-reading", "fuzz-header", "fuzz-body", "fuzz-certificate", "fuzz-transaction", "fuzz-intake"]
 
 let package = Package(
     name: "MedLedgerFuzz",

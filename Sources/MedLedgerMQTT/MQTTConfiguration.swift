@@ -136,6 +136,10 @@ public struct MQTTConfiguration: Hashable, Sendable {
     public var receiveBufferCapacity: Int
     /// The topic prefix under which `request` listens for responses; the client id is appended.
     public var responseTopicPrefix: String
+    /// Received messages whose topic starts with one of these go to the consumer before any other
+    /// message already buffered (a node's council messages never wait behind a flood of readings
+    /// in its buffer). Empty: strictly in order of arrival.
+    public var priorityTopicPrefixes: [String] = []
 
     /// Makes a configuration with one broker.
     public init(

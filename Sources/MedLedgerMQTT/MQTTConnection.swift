@@ -129,7 +129,8 @@ final class MQTTConnection: @unchecked Sendable {
         // One mosquitto_loop_read reads up to (messages in flight out + in + 1) packets, more while
         // TLS has decrypted bytes buffered (one record, at most 16 KiB).
         self.inbox = MQTTInbox(
-            capacity: configuration.receiveBufferCapacity, overflow: 2 * configuration.maxInflight + 1024)
+            capacity: configuration.receiveBufferCapacity, overflow: 2 * configuration.maxInflight + 1024,
+            priorityTopicPrefixes: configuration.priorityTopicPrefixes)
         lastMisc = ContinuousClock().now
         guard let handle = mosquitto_new(configuration.clientID, configuration.cleanStart, nil) else {
             throw MQTTError(.noMemory, "mosquitto_new failed for client '\(configuration.clientID)'")

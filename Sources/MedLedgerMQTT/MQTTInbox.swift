@@ -41,13 +41,19 @@ struct MQTTQueue<Element> {
 /// resumes once the consumer has taken half. One libmosquitto read can still bring up to
 /// `overflow` more (it reads as many packets per call as the handle has messages in flight, and
 /// whatever a TLS record holds); those are kept. A message past `capacity + overflow` is dropped
-/// and counted, which the loop's pausing makes impossible in practice.
+/// and counted, which the loop's pausing makes impossible in practice. Messages on a priority topic
+/// (`MQTTConfiguration.priorityTopicPrefixes`) wait in a queue of their own, taken first.
 final class MQTTInbox: @unchecked Sendable {
     // @unchecked Sendable: `onSpace` is set once, right after init and before the inbox is
     // shared; everything else is a `let`, a Mutex or an atomic.
 
     private struct State {
         var queue = MQTTQueue<MQTTMessage>()
+        var priority = MQTTQueue<MQTTMessage>()
+        var count: Int { queue.count + priority.count }
+
+        /// The next message: a priority one first.
+        mutating func popFirst() -> MQTTMessage? { priority.popFirst() ?? queue.popFirst() }
         var waiter: CheckedContinuation<MQTTMessage?, Never>?
         var finished = false
         var paused = false
@@ -64,7 +70,10 @@ final class MQTTInbox: @unchecked Sendable {
     /// Called (on the consumer's thread) when a paused inbox has room again.
     var onSpace: (@Sendable () -> Void)?
 
-    init(capacity: Int, overflow: Int) {
+    private let priorityTopicPrefixes: [String]
+
+    init(capacity: Int, overflow: Int, priorityTopicPrefixes: [String] = []) {
+        self.priorityTopicPrefixes = priorityTopicPrefixes
         self.capacity = capacity
         limit = capacity + overflow
         pauseAt = capacity
@@ -73,17 +82,18 @@ final class MQTTInbox: @unchecked Sendable {
 
     var isPaused: Bool { state.withLock { $0.paused } }
 
-    var count: Int { state.withLock { $0.queue.count } }
+    var count: Int { state.withLock { $0.count } }
 
     /// Adds a message; false when it was dropped because the buffer is full. A waiting consumer
     /// is woken by `wake()`, once per batch the loop has read, not once per message.
     func push(_ message: MQTTMessage) -> Bool {
         received.add(1, ordering: .relaxed)
+        let urgent = !priorityTopicPrefixes.isEmpty && priorityTopicPrefixes.contains { message.topic.hasPrefix($0) }
         let accepted = state.withLock { state -> Bool in
             if state.finished { return true }
-            guard state.queue.count < limit else { return false }
-            state.queue.append(message)
-            if state.queue.count >= pauseAt && !state.paused {
+            guard state.count < limit else { return false }
+            if urgent { state.priority.append(message) } else { state.queue.append(message) }
+            if state.count >= pauseAt && !state.paused {
                 state.paused = true
                 state.signalled = false
             }
@@ -96,7 +106,7 @@ final class MQTTInbox: @unchecked Sendable {
     /// Hands the first buffered message to a consumer that waits for one.
     func wake() {
         let handoff = state.withLock { state -> (CheckedContinuation<MQTTMessage?, Never>, MQTTMessage)? in
-            guard let waiter = state.waiter, let message = state.queue.popFirst() else { return nil }
+            guard let waiter = state.waiter, let message = state.popFirst() else { return nil }
             state.waiter = nil
             return (waiter, message)
         }
@@ -107,7 +117,7 @@ final class MQTTInbox: @unchecked Sendable {
     func resumeIfRoom() -> Bool {
         state.withLock { state in
             if state.paused {
-                if state.queue.count < pauseAt {
+                if state.count < pauseAt {
                     state.paused = false
                 } else {
                     // Full again by the time the loop got here: the consumer signals once more.
@@ -120,8 +130,8 @@ final class MQTTInbox: @unchecked Sendable {
 
     func next() async -> MQTTMessage? {
         let (value, wait, signal) = state.withLock { state -> (MQTTMessage?, Bool, Bool) in
-            if let message = state.queue.popFirst() {
-                let signal = state.paused && !state.signalled && state.queue.count <= resumeAt
+            if let message = state.popFirst() {
+                let signal = state.paused && !state.signalled && state.count <= resumeAt
                 if signal { state.signalled = true }
                 return (message, false, signal)
             }
@@ -132,7 +142,7 @@ final class MQTTInbox: @unchecked Sendable {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<MQTTMessage?, Never>) in
                 let immediate = state.withLock { state -> MQTTMessage?? in
-                    if let message = state.queue.popFirst() { return .some(message) }
+                    if let message = state.popFirst() { return .some(message) }
                     if state.finished || Task.isCancelled { return .some(nil) }
                     state.waiter = continuation
                     return .none
@@ -154,7 +164,7 @@ final class MQTTInbox: @unchecked Sendable {
             state.finished = true
             guard let waiter = state.waiter else { return nil }
             state.waiter = nil
-            return (waiter, state.queue.popFirst())
+            return (waiter, state.popFirst())
         }
         if let (waiter, message) = handoff { waiter.resume(returning: message) }
     }

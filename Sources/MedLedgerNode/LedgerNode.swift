@@ -161,7 +161,11 @@ public actor LedgerNode: Service {
             throw NodeError(.configuration, "\(error)")
         }
         do {
-            client = try MQTTClient(configuration: configuration.mqtt, logger: logger)
+            var mqtt = configuration.mqtt
+            // Votes, proposals and commits are taken before readings already buffered: a flood of
+            // readings cannot hold the council up in the node's buffer.
+            mqtt.priorityTopicPrefixes = [topics.commits, String(topics.council.dropLast())]
+            client = try MQTTClient(configuration: mqtt, logger: logger)
         } catch {
             throw NodeError(.network, "\(error)")
         }

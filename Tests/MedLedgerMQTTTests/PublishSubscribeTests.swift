@@ -61,6 +61,28 @@ struct PublishSubscribeTests {
         }
     }
 
+    @Test("a message on a priority topic is taken before the others already buffered")
+    func priorityTopicsJumpTheBuffer() async throws {
+        try await withDevBroker { broker in
+            let subscriber = try await connectedClient(broker, "prio") { $0.priorityTopicPrefixes = ["council/"] }
+            let publisher = try await connectedClient(broker, "flood")
+            try await subscriber.subscribe("readings/#", qos: .atLeastOnce)
+            try await subscriber.subscribe("council/#", qos: .atLeastOnce)
+            for index in 0..<2000 {
+                try publisher.enqueue(
+                    topic: "readings/cuff-\(index % 7)", payload: [UInt8(index % 251)], qos: .atLeastOnce)
+            }
+            try await publisher.publish(topic: "council/vote/v-1", payload: [9], qos: .atLeastOnce)
+            // Nothing is taken until all 2001 are in the subscriber's buffer.
+            try await eventually(.seconds(30), "2001 messages buffered") { subscriber.receivedMessages == 2001 }
+            let taken = try await collect(subscriber, "every message") { $0.count == 2001 }
+            #expect(taken.first?.topic == "council/vote/v-1", "\(taken.prefix(3).map(\.topic))")
+            // The others keep their order.
+            #expect(taken.dropFirst().map { $0.payload[0] } == (0..<2000).map { UInt8($0 % 251) })
+            #expect(subscriber.droppedMessages == 0)
+        }
+    }
+
     @Test("MQTT 5 user properties, content type and request/response")
     func requestResponse() async throws {
         try await withDevBroker { broker in
