@@ -2,12 +2,13 @@
 # Installs what MedLedger needs on Debian 12 (when missing): the C libraries it links, the
 # Mosquitto broker and clients its tests and devnet run, OpenSSL and SQLite's CLI for tests, a
 # C compiler and make for the C reference device (firmware-sim/c), and Chromium (headless, with a
-# font) and Python 3 for the test that renders a node's web page and checks its screenshot.
+# font) and Python 3 for the test that renders a node's web page and checks its screenshot;
+# faketime for the test of a manager whose clock runs a year ahead.
 # Swift 6.3 itself must already be installed.
 set -euo pipefail
 
 packages=(mosquitto mosquitto-clients libmosquitto-dev libzstd-dev libsqlite3-dev sqlite3 libssl-dev openssl pkg-config
-    gcc make libc6-dev chromium fonts-dejavu-core python3 python3-venv)
+    gcc make libc6-dev chromium fonts-dejavu-core python3 python3-venv faketime)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

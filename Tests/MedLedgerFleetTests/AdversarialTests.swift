@@ -325,4 +325,97 @@ struct AdversarialTests {
         #expect(report.isIntact, "\(report.problems)")
         return again
     }
+
+    /// A manager whose clock runs a year ahead, as a process (libfaketime): the validators refuse
+    /// its proposals for their time and count them, the chain goes on with the other manager, and
+    /// no block's time is ahead of the validators' clocks. Without faketime the test says so and
+    /// checks nothing.
+    @Test func aManagerProcessWhoseClockRunsAYearAheadIsRefusedAndTheChainGoesOn() async throws {
+        let faketime = "/usr/bin/faketime"
+        guard FileManager.default.isExecutableFile(atPath: faketime) else {
+            print("skipped: \(faketime) is not installed (Debian's faketime)")
+            return
+        }
+        let directory = try TemporaryDirectory("clock-ahead")
+        defer { directory.remove() }
+        let devnet = try await RunningDevnet.start(in: directory.path, channel: "clock-ahead")
+        var ahead: ChildProcess?
+        var aheadPid: Int32?
+        do {
+            let file = try DevnetFile.load(directory: devnet.directory)
+            let genesis = try JSONDecoder().decode(
+                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
+            let scene = Scene(
+                directory: directory, devnet: devnet, file: file, genesis: genesis,
+                topics: ChannelTopics(channel: genesis.channel))
+            let pub = directory.file("cuff.pub")
+            try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
+            let registered = try ToolRunner.medledger(
+                "device", "register", "--devnet", devnet.directory, "--device", scene.attacker, "--public-key", pub,
+                in: directory.path)
+            #expect(registered.status == 0, "\(registered.stderr)")
+            // manager-2 again, from its own files, a year ahead.
+            let manager2 = try #require(devnet.status("manager-2"))
+            kill(manager2.pid, SIGKILL)
+            // (faketime runs the node as its child: the node's pid is in its status file.)
+            let started = try ChildProcess(
+                "/usr/bin/env",
+                arguments: [
+                    "FAKETIME_DONT_FAKE_MONOTONIC=1", faketime, "-f", "+365d", ToolRunner.medledgerPath, "node",
+                    "--config", file.nodes["manager-2"]!,
+                ], logPath: directory.file("manager-2-ahead.log"))
+            ahead = started
+            try await eventually(.seconds(60), "manager-2 up again, a year ahead") {
+                (devnet.status("manager-2")?.pid).map { $0 != manager2.pid } ?? false
+            }
+            aheadPid = devnet.status("manager-2")?.pid
+            let device = try await scene.client(scene.attacker)
+            defer { device.shutdown() }
+            let startHeight = scene.height("validator-1")
+            // Readings keep coming until manager-2 has had turns and the chain has gone on.
+            var seq: UInt64 = 1
+            let deadline = ContinuousClock.now + .seconds(90) * testPatience
+            while Self.refusedForTime(devnet) == 0 || scene.height("validator-1") < startHeight + 4 {
+                guard ContinuousClock.now < deadline else {
+                    throw FixtureError(
+                        "manager-2's proposals were not refused (\(Self.refusedForTime(devnet))) or the chain "
+                            + "stopped at \(scene.height("validator-1"))")
+                }
+                for _ in 0..<20 {
+                    try device.enqueue(
+                        topic: scene.topics.readings(scene.attacker),
+                        payload: try scene.reading(seq: seq, time: WallClock.nowMs()), qos: .atLeastOnce)
+                    seq += 1
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let store = try LedgerStore(path: file.databases["validator-1"]!)
+            for height in (startHeight + 1)...store.height {
+                let header = try store.block(at: height).header
+                #expect(header.proposer == "manager-1", "block \(height) by \(header.proposer)")
+                #expect(header.time <= WallClock.nowMs() + genesis.skewMs, "block \(height) at \(header.time)")
+            }
+        } catch {
+            if let aheadPid { kill(aheadPid, SIGKILL) }
+            if let ahead { await ahead.stop(grace: .seconds(5)) }
+            let result = devnet.stop()
+            throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
+        }
+        if let aheadPid { kill(aheadPid, SIGKILL) }
+        if let ahead { await ahead.stop(grace: .seconds(5)) }
+        _ = devnet.stop()
+    }
+
+    /// Proposals the validators refused for a time ahead of their clocks, from their status files.
+    static func refusedForTime(_ devnet: RunningDevnet) -> Int {
+        (1...4).reduce(0) { total, index in
+            let path = "\(devnet.directory)/nodes/validator-\(index).status.json"
+            guard let data = FileManager.default.contents(atPath: path),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let counters = object["counters"] as? [String: Any],
+                let rules = counters["invalidProposalsByRule"] as? [String: Any]
+            else { return total }
+            return total + ((rules["header.time-ahead"] as? Int) ?? 0)
+        }
+    }
 }
