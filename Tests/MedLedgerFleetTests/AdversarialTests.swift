@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MedLedgerBroker
+import MedLedgerConsensus
 import MedLedgerCore
 import MedLedgerFleet
 import MedLedgerMQTT
@@ -375,10 +376,11 @@ struct AdversarialTests {
             // Readings keep coming until manager-2 has had turns and the chain has gone on.
             var seq: UInt64 = 1
             let deadline = ContinuousClock.now + .seconds(90) * testPatience
-            while Self.refusedForTime(devnet) == 0 || scene.height("validator-1") < startHeight + 4 {
+            while Self.refused(devnet, rule: "header.time-ahead") == 0 || scene.height("validator-1") < startHeight + 4
+            {
                 guard ContinuousClock.now < deadline else {
                     throw FixtureError(
-                        "manager-2's proposals were not refused (\(Self.refusedForTime(devnet))) or the chain "
+                        "manager-2's proposals were not refused (\(Self.refused(devnet, rule: "header.time-ahead"))) or the chain "
                             + "stopped at \(scene.height("validator-1"))")
                 }
                 for _ in 0..<20 {
@@ -406,8 +408,108 @@ struct AdversarialTests {
         _ = devnet.stop()
     }
 
-    /// Proposals the validators refused for a time ahead of their clocks, from their status files.
-    static func refusedForTime(_ devnet: RunningDevnet) -> Int {
+    /// A byzantine manager: manager-2's process is replaced by one that holds its key and, in its
+    /// turns, proposes blocks holding a forged reading (a registered device's, signed with another
+    /// key). The validators refuse them (`reading.bad-signature`, counted), the chain goes on with
+    /// manager-1, and the forged reading is in no replica.
+    @Test func aByzantineManagersForgedReadingsAreRefusedAndTheChainGoesOn() async throws {
+        let directory = try TemporaryDirectory("byzantine-manager")
+        defer { directory.remove() }
+        let devnet = try await RunningDevnet.start(in: directory.path, channel: "byzantine")
+        do {
+            let file = try DevnetFile.load(directory: devnet.directory)
+            let genesis = try JSONDecoder().decode(
+                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
+            let scene = Scene(
+                directory: directory, devnet: devnet, file: file, genesis: genesis,
+                topics: ChannelTopics(channel: genesis.channel))
+            let pub = directory.file("cuff.pub")
+            try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
+            let registered = try ToolRunner.medledger(
+                "device", "register", "--devnet", devnet.directory, "--device", scene.attacker, "--public-key", pub,
+                in: directory.path)
+            #expect(registered.status == 0, "\(registered.stderr)")
+            let config =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: file.nodes["manager-2"]!))) as? [String: Any]
+            let keyPath = try #require(config?["key"] as? String)
+            let key = try PrivateKey(pem: String(contentsOfFile: keyPath, encoding: .utf8))
+            kill(try #require(devnet.status("manager-2")).pid, SIGKILL)
+
+            let byzantine = try await scene.client("manager-2-byzantine")
+            defer { byzantine.shutdown() }
+            try await byzantine.subscribe("medledger/v1/\(genesis.channel)/council/vote/+")
+            let consensus = try ConsensusConfiguration(genesis: genesis)
+            let database = file.databases["validator-1"]!
+            let forger = PrivateKey(generating: .ed25519)
+            let proposing = Task {
+                var proposed: Set<[UInt64]> = []
+                for await message in byzantine.messages {
+                    guard let vote = try? Vote(decoding: message.payload) else { continue }
+                    for round in [vote.round, vote.round + 1]
+                    where consensus.proposer(height: vote.height, round: round) == 1
+                        && !proposed.contains([vote.height, round])
+                    {
+                        guard let state = try? LedgerStore(path: database).state, state.height + 1 == vote.height else {
+                            continue
+                        }
+                        proposed.insert([vote.height, round])
+                        let forged = Reading(
+                            channel: genesis.channel, device: scene.attacker, seq: 1_000_000 + vote.height,
+                            time: WallClock.nowMs(),
+                            records: [ReadingRecord(code: "8867-4", unit: "/min", value: .integer(70))])
+                        let signed = try SignedReading(signing: forged, with: forger)
+                        let block = Block(
+                            extending: state, time: WallClock.nowMs(), proposer: "manager-2",
+                            body: BlockBody(readings: [signed.bytes], transactions: []))
+                        var proposal = Proposal(
+                            channel: genesis.channel, height: vote.height, round: round, validRound: nil, proposer: 1,
+                            value: ProposalValue(block: block), signature: [])
+                        proposal.signature = try key.signature(for: proposal.signingBytes)
+                        try byzantine.enqueue(
+                            topic: CouncilTopics.proposal(channel: genesis.channel, manager: "manager-2"),
+                            payload: proposal.encoded(), qos: .atLeastOnce)
+                    }
+                }
+            }
+            defer { proposing.cancel() }
+
+            let device = try await scene.client(scene.attacker)
+            defer { device.shutdown() }
+            let startHeight = scene.height("validator-1")
+            var seq: UInt64 = 1
+            let deadline = ContinuousClock.now + .seconds(90) * testPatience
+            while Self.refused(devnet, rule: "reading.bad-signature") == 0
+                || scene.height("validator-1") < startHeight + 4
+            {
+                guard ContinuousClock.now < deadline else {
+                    throw FixtureError(
+                        "the forged proposals were not refused (\(Self.refused(devnet, rule: "reading.bad-signature")))"
+                            + " or the chain stopped at \(scene.height("validator-1"))")
+                }
+                for _ in 0..<20 {
+                    try device.enqueue(
+                        topic: scene.topics.readings(scene.attacker),
+                        payload: try scene.reading(seq: seq, time: WallClock.nowMs()), qos: .atLeastOnce)
+                    seq += 1
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let store = try LedgerStore(path: database)
+            #expect(
+                try store.readings(matching: ReadingQuery(device: scene.attacker)).allSatisfy { $0.seq < 1_000_000 })
+            for height in (startHeight + 1)...store.height {
+                #expect(try store.block(at: height).header.proposer == "manager-1", "block \(height)")
+            }
+        } catch {
+            let result = devnet.stop()
+            throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
+        }
+        _ = devnet.stop()
+    }
+
+    /// Proposals the validators refused for a rule, from their status files.
+    static func refused(_ devnet: RunningDevnet, rule: String) -> Int {
         (1...4).reduce(0) { total, index in
             let path = "\(devnet.directory)/nodes/validator-\(index).status.json"
             guard let data = FileManager.default.contents(atPath: path),
@@ -415,7 +517,7 @@ struct AdversarialTests {
                 let counters = object["counters"] as? [String: Any],
                 let rules = counters["invalidProposalsByRule"] as? [String: Any]
             else { return total }
-            return total + ((rules["header.time-ahead"] as? Int) ?? 0)
+            return total + ((rules[rule] as? Int) ?? 0)
         }
     }
 }
