@@ -36,6 +36,53 @@ struct AdversarialTests {
 
         func height(_ id: String) -> UInt64 { devnet.status(id)?.height ?? 0 }
 
+        /// Starts `medledger devnet` (no fleet of its own) in `directory` and reads its files.
+        static func start(_ directory: TemporaryDirectory, channel: String, arguments: [String] = []) async throws
+            -> Scene
+        {
+            let devnet = try await RunningDevnet.start(in: directory.path, channel: channel, arguments: arguments)
+            do {
+                let file = try DevnetFile.load(directory: devnet.directory)
+                let genesis = try JSONDecoder().decode(
+                    Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
+                return Scene(
+                    directory: directory, devnet: devnet, file: file, genesis: genesis,
+                    topics: ChannelTopics(channel: genesis.channel))
+            } catch {
+                _ = devnet.stop()
+                throw error
+            }
+        }
+
+        /// Registers the attacker's device, as a registrar would.
+        func registerAttacker() throws {
+            let pub = directory.file("\(attacker).pub")
+            try attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
+            let registered = try ToolRunner.medledger(
+                "device", "register", "--devnet", devnet.directory, "--device", attacker, "--public-key", pub,
+                in: directory.path)
+            #expect(registered.status == 0, "\(registered.stderr)")
+        }
+
+        /// Publishes the attacker's valid readings (20 every 200 ms, so that blocks keep coming)
+        /// until `done`, for 90 s times the suite's patience at most.
+        func keepPublishing(until what: String, _ done: () -> Bool) async throws {
+            let device = try await client(attacker)
+            defer { device.shutdown() }
+            var seq: UInt64 = 1
+            let deadline = ContinuousClock.now + .seconds(90) * testPatience
+            while !done() {
+                guard ContinuousClock.now < deadline else { throw FixtureError("timed out waiting for \(what)") }
+                for _ in 0..<20 {
+                    try device.enqueue(
+                        topic: topics.readings(attacker), payload: try reading(seq: seq, time: WallClock.nowMs()),
+                        qos: .atLeastOnce)
+                    seq += 1
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+
         /// A reading of the attacker, its payload signed whatever its integers (the signing API
         /// refuses a seq out of range; an attacker does not use it).
         func reading(seq: UInt64, time: UInt64, records: [ReadingRecord]? = nil) throws -> [UInt8] {
@@ -48,38 +95,49 @@ struct AdversarialTests {
         }
     }
 
-    @Test func theNetworkGoesOnAndTheHonestFleetIsAccountedForExactly() async throws {
-        let directory = try TemporaryDirectory("adversary")
+    /// Processes a test started beside the devnet's (restarted or replaced nodes), stopped at its end.
+    final class Leftovers: @unchecked Sendable {
+        // @unchecked Sendable: only the test's own task touches it, one call at a time.
+        var processes: [ChildProcess] = []
+        var pids: [Int32] = []
+
+        func stopAll() async {
+            for pid in pids { kill(pid, SIGKILL) }
+            for process in processes { await process.stop(grace: .seconds(5)) }
+        }
+    }
+
+    /// Runs `body` on a devnet started for it, then stops what it started and the devnet (which
+    /// verifies every replica); returns what the devnet printed.
+    @discardableResult
+    func withDevnet(
+        _ channel: String, arguments: [String] = [], _ body: (Scene, Leftovers) async throws -> Void
+    ) async throws -> ToolRunner.Result {
+        let directory = try TemporaryDirectory(channel)
         defer { directory.remove() }
-        let devnet = try await RunningDevnet.start(
-            in: directory.path, channel: "adversary", arguments: ["--max-readings", "200"])
-        var restarted: ChildProcess?
+        let scene = try await Scene.start(directory, channel: channel, arguments: arguments)
+        let leftovers = Leftovers()
         do {
-            let file = try DevnetFile.load(directory: devnet.directory)
-            let genesis = try JSONDecoder().decode(
-                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
-            let scene = Scene(
-                directory: directory, devnet: devnet, file: file, genesis: genesis,
-                topics: ChannelTopics(channel: genesis.channel))
-            restarted = try await attack(scene)
+            try await body(scene, leftovers)
         } catch {
-            if let restarted { await restarted.stop(grace: .seconds(5)) }
-            let result = devnet.stop()
+            await leftovers.stopAll()
+            let result = scene.devnet.stop()
             throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
         }
-        if let restarted { await restarted.stop(grace: .seconds(5)) }
-        let result = devnet.stop()
+        await leftovers.stopAll()
+        return scene.devnet.stop()
+    }
+
+    @Test func theNetworkGoesOnAndTheHonestFleetIsAccountedForExactly() async throws {
+        let result = try await withDevnet("adversary", arguments: ["--max-readings", "200"]) { scene, leftovers in
+            try await attack(scene, leftovers)
+        }
         #expect(result.stdout.contains("every replica verifies from genesis"), "\(result.stdout)\n\(result.stderr)")
     }
 
-    /// Runs every attack while the fleet publishes; returns the validator process it restarted.
-    func attack(_ scene: Scene) async throws -> ChildProcess? {
-        let pub = scene.directory.file("intruder.pub")
-        try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
-        let registered = try ToolRunner.medledger(
-            "device", "register", "--devnet", scene.devnet.directory, "--device", scene.attacker, "--public-key", pub,
-            in: scene.directory.path)
-        #expect(registered.status == 0, "\(registered.stderr)")
+    /// Runs every attack while the fleet publishes.
+    func attack(_ scene: Scene, _ leftovers: Leftovers) async throws {
+        try scene.registerAttacker()
 
         // The honest fleet: 30 devices, 5 readings/s each, for 25 s.
         var options = FleetOptions(
@@ -160,6 +218,7 @@ struct AdversarialTests {
                 ToolRunner.medledgerPath, arguments: ["node", "--config", scene.file.nodes["validator-4"]!],
                 logPath: scene.directory.file("validator-4-\(round).log"))
             validator = started
+            leftovers.processes.append(started)
             pid = started.pid
             let restartedPid = started.pid
             try await eventually(.seconds(60), "validator-4 catching up (round \(round))") {
@@ -201,50 +260,28 @@ struct AdversarialTests {
                 scene.height($0) >= top
             }
         }
-        return validator
     }
 
     /// A validator whose disk fills (its files on a small tmpfs): it stops with a clear error and a
     /// non-zero exit, the others go on, and once space is freed it starts again and catches up.
     /// Needs root (to mount the tmpfs); without it the test says so and checks nothing.
     @Test func aValidatorWhoseDiskFillsStopsWithAClearErrorAndCatchesUpOnceSpaceIsFreed() async throws {
-        let directory = try TemporaryDirectory("disk-full")
-        defer { directory.remove() }
-        let small = directory.file("small")
-        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
-        let mount = try ToolRunner.run(
-            "/usr/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", small], in: directory.path)
-        guard mount.status == 0 else {
-            print("skipped: cannot mount a tmpfs (\(mount.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
-            return
+        try await withDevnet("disk-full") { scene, leftovers in
+            let small = scene.directory.file("small")
+            try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+            let mount = try ToolRunner.run(
+                "/usr/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", small], in: scene.directory.path)
+            guard mount.status == 0 else {
+                print("skipped: cannot mount a tmpfs (\(mount.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+                return
+            }
+            defer { _ = try? ToolRunner.run("/usr/bin/umount", ["-l", small], in: scene.directory.path) }
+            try await fillTheDisk(scene, leftovers, small: small)
         }
-        defer { _ = try? ToolRunner.run("/usr/bin/umount", ["-l", small], in: directory.path) }
-        let devnet = try await RunningDevnet.start(in: directory.path, channel: "disk-full")
-        var node: ChildProcess?
-        do {
-            let file = try DevnetFile.load(directory: devnet.directory)
-            let genesis = try JSONDecoder().decode(
-                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
-            let scene = Scene(
-                directory: directory, devnet: devnet, file: file, genesis: genesis,
-                topics: ChannelTopics(channel: genesis.channel))
-            node = try await fillTheDisk(scene, small: small)
-        } catch {
-            if let node { await node.stop(grace: .seconds(5)) }
-            let result = devnet.stop()
-            throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
-        }
-        if let node { await node.stop(grace: .seconds(5)) }
-        _ = devnet.stop()
     }
 
-    func fillTheDisk(_ scene: Scene, small: String) async throws -> ChildProcess? {
-        let pub = scene.directory.file("cuff.pub")
-        try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
-        let registered = try ToolRunner.medledger(
-            "device", "register", "--devnet", scene.devnet.directory, "--device", scene.attacker, "--public-key", pub,
-            in: scene.directory.path)
-        #expect(registered.status == 0, "\(registered.stderr)")
+    func fillTheDisk(_ scene: Scene, _ leftovers: Leftovers, small: String) async throws {
+        try scene.registerAttacker()
         // A device that keeps publishing, so that the chain grows.
         let device = try await scene.client(scene.attacker)
         defer { device.shutdown() }
@@ -289,6 +326,7 @@ struct AdversarialTests {
         let full = try ChildProcess(
             ToolRunner.medledgerPath, arguments: ["node", "--config", moved],
             logPath: scene.directory.file("validator-4-full.log"))
+        leftovers.processes.append(full)
         let heightAtStart = scene.height("validator-1")
         let status = await withTaskGroup(of: Int32?.self) { group in
             group.addTask { await full.wait() }
@@ -302,9 +340,8 @@ struct AdversarialTests {
         }
         let log = (try? String(contentsOfFile: full.logPath, encoding: .utf8)) ?? ""
         guard let status else {
-            await full.stop(grace: .seconds(5))
             Issue.record("validator-4 went on with a full disk:\n\(log.suffix(3000))")
-            return nil
+            return
         }
         #expect(status != 0, "\(log.suffix(3000))")
         #expect(log.contains("disk is full"), "\(log.suffix(3000))")
@@ -318,13 +355,13 @@ struct AdversarialTests {
         let again = try ChildProcess(
             ToolRunner.medledgerPath, arguments: ["node", "--config", moved],
             logPath: scene.directory.file("validator-4-again.log"))
+        leftovers.processes.append(again)
         let target = scene.height("validator-1")
         try await eventually(.seconds(60), "validator-4 catching up once space is freed") {
             scene.devnet.status("validator-4").map { $0.pid == again.pid && $0.height >= target } ?? false
         }
         let report = try StoreVerifier.verify(path: "\(small)/ledger.sqlite")
         #expect(report.isIntact, "\(report.problems)")
-        return again
     }
 
     /// A manager whose clock runs a year ahead, as a process (libfaketime): the validators refuse
@@ -337,75 +374,35 @@ struct AdversarialTests {
             print("skipped: \(faketime) is not installed (Debian's faketime)")
             return
         }
-        let directory = try TemporaryDirectory("clock-ahead")
-        defer { directory.remove() }
-        let devnet = try await RunningDevnet.start(in: directory.path, channel: "clock-ahead")
-        var ahead: ChildProcess?
-        var aheadPid: Int32?
-        do {
-            let file = try DevnetFile.load(directory: devnet.directory)
-            let genesis = try JSONDecoder().decode(
-                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
-            let scene = Scene(
-                directory: directory, devnet: devnet, file: file, genesis: genesis,
-                topics: ChannelTopics(channel: genesis.channel))
-            let pub = directory.file("cuff.pub")
-            try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
-            let registered = try ToolRunner.medledger(
-                "device", "register", "--devnet", devnet.directory, "--device", scene.attacker, "--public-key", pub,
-                in: directory.path)
-            #expect(registered.status == 0, "\(registered.stderr)")
-            // manager-2 again, from its own files, a year ahead.
-            let manager2 = try #require(devnet.status("manager-2"))
+        try await withDevnet("clock-ahead") { scene, leftovers in
+            try scene.registerAttacker()
+            // manager-2 again, from its own files, a year ahead. (faketime runs the node as its
+            // child: the node's pid is in its status file.)
+            let manager2 = try #require(scene.devnet.status("manager-2"))
             kill(manager2.pid, SIGKILL)
-            // (faketime runs the node as its child: the node's pid is in its status file.)
-            let started = try ChildProcess(
-                "/usr/bin/env",
-                arguments: [
-                    "FAKETIME_DONT_FAKE_MONOTONIC=1", faketime, "-f", "+365d", ToolRunner.medledgerPath, "node",
-                    "--config", file.nodes["manager-2"]!,
-                ], logPath: directory.file("manager-2-ahead.log"))
-            ahead = started
+            leftovers.processes.append(
+                try ChildProcess(
+                    "/usr/bin/env",
+                    arguments: [
+                        "FAKETIME_DONT_FAKE_MONOTONIC=1", faketime, "-f", "+365d", ToolRunner.medledgerPath, "node",
+                        "--config", scene.file.nodes["manager-2"]!,
+                    ], logPath: scene.directory.file("manager-2-ahead.log")))
             try await eventually(.seconds(60), "manager-2 up again, a year ahead") {
-                (devnet.status("manager-2")?.pid).map { $0 != manager2.pid } ?? false
+                (scene.devnet.status("manager-2")?.pid).map { $0 != manager2.pid } ?? false
             }
-            aheadPid = devnet.status("manager-2")?.pid
-            let device = try await scene.client(scene.attacker)
-            defer { device.shutdown() }
+            leftovers.pids.append(try #require(scene.devnet.status("manager-2")).pid)
             let startHeight = scene.height("validator-1")
-            // Readings keep coming until manager-2 has had turns and the chain has gone on.
-            var seq: UInt64 = 1
-            let deadline = ContinuousClock.now + .seconds(90) * testPatience
-            while Self.refused(devnet, rule: "header.time-ahead") == 0 || scene.height("validator-1") < startHeight + 4
-            {
-                guard ContinuousClock.now < deadline else {
-                    throw FixtureError(
-                        "manager-2's proposals were not refused (\(Self.refused(devnet, rule: "header.time-ahead"))) or the chain "
-                            + "stopped at \(scene.height("validator-1"))")
-                }
-                for _ in 0..<20 {
-                    try device.enqueue(
-                        topic: scene.topics.readings(scene.attacker),
-                        payload: try scene.reading(seq: seq, time: WallClock.nowMs()), qos: .atLeastOnce)
-                    seq += 1
-                }
-                try await Task.sleep(for: .milliseconds(200))
+            try await scene.keepPublishing(until: "manager-2's proposals refused while the chain goes on") {
+                Self.refused(scene.devnet, rule: "header.time-ahead") > 0
+                    && scene.height("validator-1") >= startHeight + 4
             }
-            let store = try LedgerStore(path: file.databases["validator-1"]!)
+            let store = try LedgerStore(path: scene.file.databases["validator-1"]!)
             for height in (startHeight + 1)...store.height {
                 let header = try store.block(at: height).header
                 #expect(header.proposer == "manager-1", "block \(height) by \(header.proposer)")
-                #expect(header.time <= WallClock.nowMs() + genesis.skewMs, "block \(height) at \(header.time)")
+                #expect(header.time <= WallClock.nowMs() + scene.genesis.skewMs, "block \(height) at \(header.time)")
             }
-        } catch {
-            if let aheadPid { kill(aheadPid, SIGKILL) }
-            if let ahead { await ahead.stop(grace: .seconds(5)) }
-            let result = devnet.stop()
-            throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
         }
-        if let aheadPid { kill(aheadPid, SIGKILL) }
-        if let ahead { await ahead.stop(grace: .seconds(5)) }
-        _ = devnet.stop()
     }
 
     /// A byzantine manager: manager-2's process is replaced by one that holds its key and, in its
@@ -413,35 +410,23 @@ struct AdversarialTests {
     /// key). The validators refuse them (`reading.bad-signature`, counted), the chain goes on with
     /// manager-1, and the forged reading is in no replica.
     @Test func aByzantineManagersForgedReadingsAreRefusedAndTheChainGoesOn() async throws {
-        let directory = try TemporaryDirectory("byzantine-manager")
-        defer { directory.remove() }
-        let devnet = try await RunningDevnet.start(in: directory.path, channel: "byzantine")
-        do {
-            let file = try DevnetFile.load(directory: devnet.directory)
-            let genesis = try JSONDecoder().decode(
-                Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: file.genesis)))
-            let scene = Scene(
-                directory: directory, devnet: devnet, file: file, genesis: genesis,
-                topics: ChannelTopics(channel: genesis.channel))
-            let pub = directory.file("cuff.pub")
-            try scene.attackerKey.publicKey.pemRepresentation.write(toFile: pub, atomically: true, encoding: .utf8)
-            let registered = try ToolRunner.medledger(
-                "device", "register", "--devnet", devnet.directory, "--device", scene.attacker, "--public-key", pub,
-                in: directory.path)
-            #expect(registered.status == 0, "\(registered.stderr)")
+        try await withDevnet("byzantine") { scene, _ in
+            try scene.registerAttacker()
+            let genesis = scene.genesis
             let config =
                 try JSONSerialization.jsonObject(
-                    with: Data(contentsOf: URL(fileURLWithPath: file.nodes["manager-2"]!))) as? [String: Any]
-            let keyPath = try #require(config?["key"] as? String)
-            let key = try PrivateKey(pem: String(contentsOfFile: keyPath, encoding: .utf8))
-            kill(try #require(devnet.status("manager-2")).pid, SIGKILL)
+                    with: Data(contentsOf: URL(fileURLWithPath: scene.file.nodes["manager-2"]!))) as? [String: Any]
+            let key = try PrivateKey(
+                pem: String(contentsOfFile: try #require(config?["key"] as? String), encoding: .utf8))
+            kill(try #require(scene.devnet.status("manager-2")).pid, SIGKILL)
 
             let byzantine = try await scene.client("manager-2-byzantine")
             defer { byzantine.shutdown() }
             try await byzantine.subscribe("medledger/v1/\(genesis.channel)/council/vote/+")
             let consensus = try ConsensusConfiguration(genesis: genesis)
-            let database = file.databases["validator-1"]!
+            let database = scene.file.databases["validator-1"]!
             let forger = PrivateKey(generating: .ed25519)
+            let attacker = scene.attacker
             let proposing = Task {
                 var proposed: Set<[UInt64]> = []
                 for await message in byzantine.messages {
@@ -450,18 +435,17 @@ struct AdversarialTests {
                     where consensus.proposer(height: vote.height, round: round) == 1
                         && !proposed.contains([vote.height, round])
                     {
-                        guard let state = try? LedgerStore(path: database).state, state.height + 1 == vote.height else {
-                            continue
-                        }
+                        guard let state = try? LedgerStore(path: database).state, state.height + 1 == vote.height
+                        else { continue }
                         proposed.insert([vote.height, round])
                         let forged = Reading(
-                            channel: genesis.channel, device: scene.attacker, seq: 1_000_000 + vote.height,
+                            channel: genesis.channel, device: attacker, seq: 1_000_000 + vote.height,
                             time: WallClock.nowMs(),
                             records: [ReadingRecord(code: "8867-4", unit: "/min", value: .integer(70))])
-                        let signed = try SignedReading(signing: forged, with: forger)
                         let block = Block(
                             extending: state, time: WallClock.nowMs(), proposer: "manager-2",
-                            body: BlockBody(readings: [signed.bytes], transactions: []))
+                            body: BlockBody(
+                                readings: [try SignedReading(signing: forged, with: forger).bytes], transactions: []))
                         var proposal = Proposal(
                             channel: genesis.channel, height: vote.height, round: round, validRound: nil, proposer: 1,
                             value: ProposalValue(block: block), signature: [])
@@ -474,38 +458,17 @@ struct AdversarialTests {
             }
             defer { proposing.cancel() }
 
-            let device = try await scene.client(scene.attacker)
-            defer { device.shutdown() }
             let startHeight = scene.height("validator-1")
-            var seq: UInt64 = 1
-            let deadline = ContinuousClock.now + .seconds(90) * testPatience
-            while Self.refused(devnet, rule: "reading.bad-signature") == 0
-                || scene.height("validator-1") < startHeight + 4
-            {
-                guard ContinuousClock.now < deadline else {
-                    throw FixtureError(
-                        "the forged proposals were not refused (\(Self.refused(devnet, rule: "reading.bad-signature")))"
-                            + " or the chain stopped at \(scene.height("validator-1"))")
-                }
-                for _ in 0..<20 {
-                    try device.enqueue(
-                        topic: scene.topics.readings(scene.attacker),
-                        payload: try scene.reading(seq: seq, time: WallClock.nowMs()), qos: .atLeastOnce)
-                    seq += 1
-                }
-                try await Task.sleep(for: .milliseconds(200))
+            try await scene.keepPublishing(until: "the forged proposals refused while the chain goes on") {
+                Self.refused(scene.devnet, rule: "reading.bad-signature") > 0
+                    && scene.height("validator-1") >= startHeight + 4
             }
             let store = try LedgerStore(path: database)
-            #expect(
-                try store.readings(matching: ReadingQuery(device: scene.attacker)).allSatisfy { $0.seq < 1_000_000 })
+            #expect(try store.readings(matching: ReadingQuery(device: attacker)).allSatisfy { $0.seq < 1_000_000 })
             for height in (startHeight + 1)...store.height {
                 #expect(try store.block(at: height).header.proposer == "manager-1", "block \(height)")
             }
-        } catch {
-            let result = devnet.stop()
-            throw FixtureError("\(error)\n--- devnet:\n\(result.stdout)\n\(result.stderr)")
         }
-        _ = devnet.stop()
     }
 
     /// Proposals the validators refused for a rule, from their status files.
