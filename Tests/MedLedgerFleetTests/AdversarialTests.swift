@@ -306,6 +306,7 @@ struct AdversarialTests {
 
     func fillTheDisk(_ scene: Scene, _ leftovers: Leftovers, small: String) async throws {
         try scene.registerAttacker()
+        let honest = try await scene.startFleet(devices: 10, seconds: 10)
         // A device that keeps publishing, so that the chain grows.
         let device = try await scene.client(scene.attacker)
         defer { device.shutdown() }
@@ -386,6 +387,7 @@ struct AdversarialTests {
         }
         let report = try StoreVerifier.verify(path: "\(small)/ledger.sqlite")
         #expect(report.isIntact, "\(report.problems)")
+        try await scene.expectExactAudit(honest)
     }
 
     /// A manager whose clock runs a year ahead, as a process (libfaketime): the validators refuse
