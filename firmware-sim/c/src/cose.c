@@ -253,6 +253,23 @@ static void openssl_reason(char *error, size_t error_cap, const char *what) {
     ERR_clear_error();
 }
 
+int cose_key_alg(EVP_PKEY *key, const char *what, char *error, size_t error_cap) {
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519) return COSE_ALG_EDDSA;
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+        char group[64] = "";
+        size_t group_len = 0;
+        if (EVP_PKEY_get_group_name(key, group, sizeof group, &group_len) == 1 &&
+            (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)) {
+            return COSE_ALG_ES256;
+        }
+        ERR_clear_error();
+        snprintf(error, error_cap, "%s: an EC key on curve '%s'; only P-256 (ES256) is supported", what, group);
+        return 0;
+    }
+    snprintf(error, error_cap, "%s: the key is neither Ed25519 nor P-256", what);
+    return 0;
+}
+
 int cose_signer_load_pem(cose_signer *s, const char *path, char *error, size_t error_cap) {
     memset(s, 0, sizeof *s);
     FILE *file = fopen(path, "r");
@@ -268,21 +285,8 @@ int cose_signer_load_pem(cose_signer *s, const char *path, char *error, size_t e
         openssl_reason(error, error_cap, what);
         return -1;
     }
-    int alg;
-    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519) {
-        alg = COSE_ALG_EDDSA;
-    } else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
-        char group[64] = "";
-        size_t group_len = 0;
-        if (EVP_PKEY_get_group_name(key, group, sizeof group, &group_len) != 1 ||
-            (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0)) {
-            snprintf(error, error_cap, "%s: an EC key on curve '%s'; only P-256 (ES256) is supported", path, group);
-            EVP_PKEY_free(key);
-            return -1;
-        }
-        alg = COSE_ALG_ES256;
-    } else {
-        snprintf(error, error_cap, "%s: the key is neither Ed25519 nor P-256", path);
+    int alg = cose_key_alg(key, path, error, error_cap);
+    if (alg == 0) {
         EVP_PKEY_free(key);
         return -1;
     }

@@ -79,6 +79,10 @@ int cose_verify(EVP_PKEY *key, int alg, const uint8_t *tbs, size_t tbs_len, cons
  * r || s, each left-padded to 32 bytes. Returns 0, or -1 if der is not such a signature. */
 int cose_ecdsa_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[COSE_SIGNATURE_BYTES]);
 
+/* The COSE algorithm of a key: COSE_ALG_EDDSA for Ed25519, COSE_ALG_ES256 for P-256. Any other
+ * key returns 0 with what it is in error (prefixed by `what`, e.g. the file's path). */
+int cose_key_alg(EVP_PKEY *key, const char *what, char *error, size_t error_cap);
+
 /* The device's key. Allocated once at start-up (OpenSSL allocates inside its own calls). */
 typedef struct {
     EVP_PKEY *key;

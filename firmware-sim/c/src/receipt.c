@@ -147,22 +147,12 @@ int receipt_trust_add_pem(receipt_trust *t, const char *id, const char *path, ch
         openssl_detail(detail, sizeof detail);
         FAIL("%s (manager %s) is not a PEM public key (BEGIN PUBLIC KEY): %s", path, id, detail);
     }
-    int alg;
-    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519) {
-        alg = COSE_ALG_EDDSA;
-    } else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
-        char group[64] = "";
-        size_t group_len = 0;
-        if (EVP_PKEY_get_group_name(key, group, sizeof group, &group_len) != 1 ||
-            (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0)) {
-            EVP_PKEY_free(key);
-            ERR_clear_error();
-            FAIL("%s (manager %s): an EC key on curve '%s'; only P-256 (ES256) is supported", path, id, group);
-        }
-        alg = COSE_ALG_ES256;
-    } else {
+    char what[512];
+    snprintf(what, sizeof what, "%s (manager %s)", path, id);
+    int alg = cose_key_alg(key, what, error, error_cap);
+    if (alg == 0) {
         EVP_PKEY_free(key);
-        FAIL("%s (manager %s): the key is neither Ed25519 nor P-256", path, id);
+        return -1;
     }
     return add_manager(t, id, key, alg);
 }
