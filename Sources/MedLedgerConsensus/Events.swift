@@ -164,12 +164,13 @@ public enum Evidence: Hashable, Sendable {
             switch self {
             case .conflictingVotes(let vote, _):
                 [
-                    .unsigned(1), .unsigned(UInt64(vote.validator)), .unsigned(vote.height), .unsigned(vote.round),
+                    .unsigned(1), .unsigned(UInt64(truncatingIfNeeded: vote.validator)), .unsigned(vote.height),
+                    .unsigned(vote.round),
                     .unsigned(vote.step.rawValue),
                 ]
             case .conflictingProposals(let proposal, _):
                 [
-                    .unsigned(2), .unsigned(UInt64(proposal.proposer)), .unsigned(proposal.height),
+                    .unsigned(2), .unsigned(UInt64(truncatingIfNeeded: proposal.proposer)), .unsigned(proposal.height),
                     .unsigned(proposal.round),
                 ]
             }
